@@ -1,0 +1,1 @@
+"""Dagster assets and asset checks: thin wiring between the inboxes, `sepa` and `ledger`."""

@@ -1,0 +1,64 @@
+"""Refunds becoming due: the nightly step of the refund lifecycle, and the ledger's invariants."""
+# No `from __future__ import annotations` here: Dagster reads the context and config type hints at runtime.
+
+from datetime import date
+
+import dagster as dg
+
+from assets.formatting import markdown_table
+from assets.intake import shop_exports
+from ledger.postings import ledger_total, unbalanced_transfers
+from ledger.refunds import make_refunds_due, status_summary
+
+
+class NightlyConfig(dg.Config):
+    """Which day the nightly run is for (YYYY-MM-DD); empty means today."""
+
+    as_of: str = ""
+
+    def day(self) -> date:
+        return date.fromisoformat(self.as_of) if self.as_of else date.today()
+
+
+@dg.asset(
+    deps=[shop_exports],
+    group_name="refunds",
+    kinds={"duckdb"},
+    owners=["team:finance-ops"],
+    required_resource_keys={"ledger"},
+)
+def due_refunds(context: dg.AssetExecutionContext, config: NightlyConfig) -> dg.MaterializeResult:
+    """Refunds whose waiting period has ended, ready for the weekly payment files.
+
+    Each night: refunds an integrated merchant's balance now covers are unblocked (oldest first),
+    refunds finance ops reopened rejoin the pipeline, and every scheduled refund whose waiting
+    period ends on or before the run's day becomes due. Every change is an audit event.
+    """
+    as_of = config.day()
+    with context.resources.ledger.connect() as con:
+        changed = make_refunds_due(con, as_of)
+        summary = status_summary(con)
+    due = summary.filter(summary["status"] == "due")
+    return dg.MaterializeResult(
+        metadata={
+            "as_of": dg.MetadataValue.text(as_of.isoformat()),
+            "became_due": dg.MetadataValue.int(changed["due"]),
+            "unblocked": dg.MetadataValue.int(changed["unblocked"]),
+            "reopened": dg.MetadataValue.int(changed["reopened"]),
+            "due_refunds": dg.MetadataValue.int(int(due["refunds"].sum() or 0)),
+            "due_payout_eur": dg.MetadataValue.float(int(due["payout_cents"].sum() or 0) / 100),
+            "refunds_by_status": dg.MetadataValue.md(markdown_table(summary)),
+        }
+    )
+
+
+@dg.asset_check(asset=due_refunds, required_resource_keys={"ledger"}, blocking=True)
+def ledger_balances_to_zero(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+    """Every transfer's postings sum to zero and the whole ledger sums to zero."""
+    with context.resources.ledger.connect() as con:
+        broken = unbalanced_transfers(con)
+        total = ledger_total(con)
+    return dg.AssetCheckResult(
+        passed=broken.is_empty() and total == 0,
+        metadata={"unbalanced_transfers": broken.height, "ledger_total_cents": total},
+    )

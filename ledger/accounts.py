@@ -1,0 +1,28 @@
+"""The chart of accounts. Debits are positive, credits negative; every transfer sums to zero.
+
+- `platform:bank` is the platform's bank account (an asset: positive when it holds money).
+- `customers:payable` is what the platform owes customers for accepted refunds (a liability: negative).
+- `merchant:<id>:receivable` is what an own-account merchant owes for its customers' refunds.
+- `merchant:<id>:balance` is an integrated merchant's money the platform holds (a liability: negative).
+"""
+
+from __future__ import annotations
+
+PLATFORM_BANK = "platform:bank"
+CUSTOMER_PAYABLE = "customers:payable"
+CUSTOMER_INSTALMENTS = "customers:instalments_receivable"
+
+
+def merchant_receivable(merchant_id: str) -> str:
+    """What an own-account merchant owes the platform for refunds paid on its behalf."""
+    return f"merchant:{merchant_id}:receivable"
+
+
+def merchant_balance(merchant_id: str) -> str:
+    """An integrated merchant's balance held by the platform (credit-normal)."""
+    return f"merchant:{merchant_id}:balance"
+
+
+def merchant_cancelled_instalments(merchant_id: str) -> str:
+    """Instalments the merchant gives up when a refund cancels a customer's open instalments."""
+    return f"merchant:{merchant_id}:cancelled_instalments"

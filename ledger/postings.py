@@ -1,0 +1,194 @@
+"""Double-entry transfers: immutable records, posted append-only and idempotently by their ids."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import duckdb
+import polars as pl
+
+from ledger.db import run_with_frames, transaction
+from ledger.schemas import PostingFrame, TransferFrame
+
+CURRENCY = "EUR"
+
+
+class LedgerError(Exception):
+    """A posting that would break the books (unbalanced, not integer cents, id reused for other content)."""
+
+
+@dataclass(frozen=True)
+class Posting:
+    """One leg of a transfer: debit positive, credit negative, in integer cents."""
+
+    account: str
+    amount_cents: int
+    currency: str = CURRENCY
+
+    def __post_init__(self) -> None:
+        if type(self.amount_cents) is not int:
+            raise LedgerError(f"amount for {self.account} is not integer cents: {self.amount_cents!r}")
+        if self.currency != CURRENCY:
+            raise LedgerError(f"currency {self.currency!r} for {self.account}: the ledger books EUR only")
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """One money movement: balanced postings under a deterministic id, so posting twice books once."""
+
+    transfer_id: str
+    kind: str
+    postings: tuple[Posting, ...]
+    refund_id: str | None = None
+    merchant_id: str | None = None
+    memo: str | None = None
+    legs: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "legs", len(self.postings))
+        if self.legs < 2:
+            raise LedgerError(f"transfer {self.transfer_id} needs at least two postings")
+        total = sum(p.amount_cents for p in self.postings)
+        if total != 0:
+            raise LedgerError(f"transfer {self.transfer_id} does not balance: postings sum to {total} cents")
+        if len({p.account for p in self.postings}) != self.legs:
+            raise LedgerError(f"transfer {self.transfer_id} posts to the same account twice")
+
+
+def transfer(
+    transfer_id: str,
+    kind: str,
+    debit: str,
+    credit: str,
+    amount_cents: int,
+    *,
+    refund_id: str | None = None,
+    merchant_id: str | None = None,
+    memo: str | None = None,
+) -> Transfer:
+    """A two-legged transfer moving `amount_cents` from `credit` to `debit`."""
+    return Transfer(
+        transfer_id,
+        kind,
+        (Posting(debit, amount_cents), Posting(credit, -amount_cents)),
+        refund_id=refund_id,
+        merchant_id=merchant_id,
+        memo=memo,
+    )
+
+
+def to_frames(transfers: Iterable[Transfer]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The transfers as a (transfers, postings) pair of frames, ready for `post_frames`."""
+    heads, legs = [], []
+    for t in transfers:
+        heads.append((t.transfer_id, t.kind, t.refund_id, t.merchant_id, t.memo))
+        legs.extend((t.transfer_id, p.account, p.amount_cents, p.currency) for p in t.postings)
+    heads_frame = pl.DataFrame(
+        heads, schema=["transfer_id", "kind", "refund_id", "merchant_id", "memo"], orient="row"
+    ).cast({c: pl.String for c in ["transfer_id", "kind", "refund_id", "merchant_id", "memo"]})
+    legs_frame = pl.DataFrame(legs, schema=["transfer_id", "account", "amount_cents", "currency"], orient="row").cast(
+        {"transfer_id": pl.String, "account": pl.String, "amount_cents": pl.Int64, "currency": pl.String}
+    )
+    return heads_frame, legs_frame
+
+
+def post(con: duckdb.DuckDBPyConnection, transfers: Iterable[Transfer]) -> int:
+    """Post transfers; those whose id is already booked are skipped. Returns how many were new."""
+    return post_frames(con, *to_frames(transfers))
+
+
+def post_frames(con: duckdb.DuckDBPyConnection, heads: pl.DataFrame, legs: pl.DataFrame) -> int:
+    """Post transfers given as frames (the bulk path: one insert per table, never row by row).
+
+    Every transfer must balance to zero in integer cents. A transfer id already in the ledger is
+    skipped when its postings are the same, and refused when they differ: ids are never reused.
+    """
+    if heads.is_empty():
+        return 0
+    heads = TransferFrame.validate(heads)
+    legs = PostingFrame.validate(legs)
+    _check_balanced(heads, legs)
+    known = run_with_frames(
+        con,
+        "SELECT p.transfer_id, p.account, p.amount_cents, p.currency FROM postings p JOIN ids USING (transfer_id)",
+        ids=heads.select("transfer_id"),
+    )
+    if not known.is_empty():
+        _check_same_content(known, legs)
+    new_heads = heads.join(known.select("transfer_id").unique(), on="transfer_id", how="anti")
+    new_legs = legs.join(new_heads.select("transfer_id"), on="transfer_id", how="semi")
+    if new_heads.is_empty():
+        return 0
+    with transaction(con):
+        run_with_frames(
+            con,
+            "INSERT INTO transfers (transfer_id, kind, refund_id, merchant_id, memo, booked_at) "
+            "SELECT transfer_id, kind, refund_id, merchant_id, memo, current_timestamp FROM new_heads",
+            new_heads=new_heads,
+        )
+        run_with_frames(
+            con,
+            "INSERT INTO postings (transfer_id, account, amount_cents, currency) "
+            "SELECT transfer_id, account, amount_cents, currency FROM new_legs",
+            new_legs=new_legs,
+        )
+    return new_heads.height
+
+
+def _check_balanced(heads: pl.DataFrame, legs: pl.DataFrame) -> None:
+    sums = legs.group_by("transfer_id").agg(pl.col("amount_cents").sum().alias("total"), pl.len().alias("legs"))
+    missing = heads.join(sums, on="transfer_id", how="anti")
+    if not missing.is_empty():
+        raise LedgerError(f"transfer {missing['transfer_id'][0]} has no postings")
+    orphan = legs.join(heads, on="transfer_id", how="anti")
+    if not orphan.is_empty():
+        raise LedgerError(f"postings for unknown transfer {orphan['transfer_id'][0]}")
+    bad = sums.filter((pl.col("total") != 0) | (pl.col("legs") < 2))
+    if not bad.is_empty():
+        row = bad.row(0, named=True)
+        raise LedgerError(
+            f"transfer {row['transfer_id']} does not balance: {row['legs']} postings sum to {row['total']} cents"
+        )
+    if heads["transfer_id"].is_duplicated().any():
+        raise LedgerError(f"transfer id given twice: {heads.filter(pl.col('transfer_id').is_duplicated())[0, 0]}")
+
+
+def _check_same_content(known: pl.DataFrame, legs: pl.DataFrame) -> None:
+    keys = ["transfer_id", "account", "amount_cents", "currency"]
+    offered = legs.join(known.select("transfer_id").unique(), on="transfer_id", how="semi")
+    differs = offered.select(keys).join(known.select(keys), on=keys, how="anti")
+    if not differs.is_empty() or offered.height != known.height:
+        tid = (differs if not differs.is_empty() else known)["transfer_id"][0]
+        raise LedgerError(f"transfer {tid} is already booked with other postings; ledger ids are never reused")
+
+
+def balances(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """Balance per account in cents (debit positive), accounts in name order."""
+    return con.execute(
+        "SELECT account, CAST(SUM(amount_cents) AS BIGINT) AS balance_cents "
+        "FROM postings GROUP BY account ORDER BY account"
+    ).pl()
+
+
+def balance(con: duckdb.DuckDBPyConnection, account: str) -> int:
+    """The balance of one account in cents (0 for an account never posted to)."""
+    row = con.execute(
+        "SELECT CAST(COALESCE(SUM(amount_cents), 0) AS BIGINT) FROM postings WHERE account = ?", [account]
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def unbalanced_transfers(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """Transfers in the ledger whose postings do not sum to zero or have fewer than two legs (should be none)."""
+    return con.execute(
+        "SELECT t.transfer_id, CAST(COALESCE(SUM(p.amount_cents), 0) AS BIGINT) AS total, "
+        "COUNT(p.account) AS legs FROM transfers t LEFT JOIN postings p USING (transfer_id) "
+        "GROUP BY t.transfer_id HAVING COALESCE(SUM(p.amount_cents), 0) <> 0 OR COUNT(p.account) < 2"
+    ).pl()
+
+
+def ledger_total(con: duckdb.DuckDBPyConnection) -> int:
+    """Sum of every posting ever made; zero in a sound ledger."""
+    row = con.execute("SELECT CAST(COALESCE(SUM(amount_cents), 0) AS BIGINT) FROM postings").fetchone()
+    return int(row[0]) if row else 0

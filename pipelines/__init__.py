@@ -1,0 +1,1 @@
+"""Dagster Definitions, schedules, resources and the `payouts` command line."""

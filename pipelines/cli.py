@@ -1,0 +1,431 @@
+"""The `payouts` command line: the same Dagster jobs the schedules and the UI run, plus read-outs of the books."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Annotated
+
+import polars as pl
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ledger.db import open_ledger
+from ledger.intake import list_rejects
+from ledger.intake_files import IntakeFileError, discover, file_sha256, kind_of
+from ledger.lifecycle import IllegalTransition, Status
+from ledger.money import euros
+from ledger.notifications import list_notifications
+from ledger.postings import balances, ledger_total
+from ledger.refunds import (
+    BankDetailsRefused,
+    RefundNotFound,
+    find_refund,
+    list_refunds,
+    refund_history,
+    set_manual_status,
+    status_summary,
+    update_bank_details,
+)
+from pipelines.jobs import nightly_run_config
+from pipelines.launch import RunFailed, run_job
+from pipelines.settings import Home, payouts_home
+from sepa.iban import iban_problem, mask_iban, normalise_iban
+
+app = typer.Typer(
+    help="Refund payouts over SEPA, reconciled against a double-entry ledger. "
+    "State lives in $PAYOUTS_HOME (default ./data).",
+    no_args_is_help=True,
+    add_completion=False,
+)
+refunds_app = typer.Typer(help="Look at refunds and act on one.", no_args_is_help=True)
+ledger_app = typer.Typer(help="Read the books.", no_args_is_help=True)
+run_app = typer.Typer(help="Run a job through Dagster, as its schedule would.", no_args_is_help=True)
+rejects_app = typer.Typer(help="What intake could not take.", no_args_is_help=True)
+notifications_app = typer.Typer(help="The notifications outbox.", no_args_is_help=True)
+app.add_typer(refunds_app, name="refunds")
+app.add_typer(ledger_app, name="ledger")
+app.add_typer(run_app, name="run")
+app.add_typer(rejects_app, name="rejects")
+app.add_typer(notifications_app, name="notifications")
+
+out = Console(soft_wrap=True, markup=False, highlight=False)
+err = Console(stderr=True)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="One JSON object per line instead of a table.")]
+MerchantOpt = Annotated[str | None, typer.Option("--merchant", help="Merchant id, when a reference is shared.")]
+
+
+def _home() -> Home:
+    return payouts_home().prepare()
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def _print_json_lines(frame: pl.DataFrame) -> None:
+    for row in frame.iter_rows(named=True):
+        sys.stdout.write(json.dumps(row, default=str, ensure_ascii=False) + "\n")
+
+
+def _print_table(frame: pl.DataFrame, title: str | None = None) -> None:
+    table = Table(title=title, show_lines=False)
+    for column in frame.columns:
+        table.add_column(column, justify="right" if column.endswith("_cents") or column == "refunds" else "left")
+    for row in frame.iter_rows(named=True):
+        table.add_row(
+            *[
+                euros(v) if k.endswith("_cents") and v is not None else ("" if v is None else str(v))
+                for k, v in row.items()
+            ]
+        )
+    out.print(table)
+
+
+# ----------------------------------------------------------------------------------------- intake
+
+
+@app.command("import")
+def import_files(
+    paths: Annotated[list[Path], typer.Argument(help="Export files or folders holding them.", exists=True)],
+) -> None:
+    """Load shop exports (merchants, excluded_ibans, orders, payments, refunds; CSV or Parquet).
+
+    The files are put into $PAYOUTS_HOME/inbox/shop and the `intake` job loads them through Dagster.
+    A bad row is rejected with its file, line, column and problem; the good rows are loaded.
+    Loading the same file twice changes nothing.
+
+    Example: payouts import ./export/  or  payouts import merchants.csv refunds.csv
+    """
+    home = _home()
+    code = import_into(home, paths)
+    raise typer.Exit(code)
+
+
+def import_into(home: Home, paths: list[Path]) -> int:
+    """Queue files into the shop inbox, run the intake job, print what happened. Returns an exit code."""
+    code = 0
+    queued: list[tuple[str, str]] = []
+    for path in discover(paths):
+        try:
+            kind_of(path)
+        except IntakeFileError as exc:
+            err.print(f"[red]refused:[/red] {exc}", highlight=False)
+            code = 1
+            continue
+        sha = file_sha256(path)
+        _queue_file(path, home.shop_inbox, sha)
+        queued.append((path.name, sha))
+    if not queued:
+        return code or 1
+    try:
+        run_job(home, "intake")
+    except RunFailed as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        return 1
+    with open_ledger(home.ledger) as con:
+        for name, sha in queued:
+            loaded = con.execute(
+                "SELECT rows_total, rows_loaded, rows_rejected, imported_at FROM intake_files WHERE sha256 = ?", [sha]
+            ).fetchone()
+            rejects = list_rejects(con, [sha])
+            if loaded is None:
+                code = 1
+                problem = rejects["problem"][0] if not rejects.is_empty() else "not loaded"
+                err.print(f"[red]{name}: refused as a whole:[/red] {problem}", highlight=False)
+                continue
+            total, good, bad, _ = loaded
+            out.print(f"{name}: {good} of {total} rows loaded, {bad} rejected", highlight=False)
+            for row in rejects.head(20).iter_rows(named=True):
+                where = f"line {row['line']}" + (f", column {row['column_name']}" if row["column_name"] else "")
+                out.print(f"  {row['file_name']}, {where}: {row['problem']} [{row['severity']}]", highlight=False)
+            if rejects.height > 20:
+                out.print(f"  ... and {rejects.height - 20} more: payouts rejects list", highlight=False)
+    return code
+
+
+def _queue_file(path: Path, inbox: Path, sha: str) -> Path:
+    """Copy a file into the inbox under a name no other upload uses, appearing there atomically."""
+    target = inbox / path.name
+    if target.exists():
+        if file_sha256(target) == sha:
+            return target
+        target = inbox / f"{path.stem}-{sha[:12]}{path.suffix.lower()}"
+    partial = inbox / f".{target.name}.part"
+    shutil.copyfile(path, partial)
+    os.replace(partial, target)
+    return target
+
+
+@rejects_app.command("list")
+def rejects_list(as_json: JsonFlag = False) -> None:
+    """Every row or file intake could not take: file, line, column, value, problem.
+
+    Example: payouts rejects list --json
+    """
+    with open_ledger(_home().ledger) as con:
+        frame = list_rejects(con).drop("file_sha256")
+    _print_json_lines(frame) if as_json else _print_table(frame, "Rejected at intake")
+
+
+# ----------------------------------------------------------------------------------------- runs
+
+
+@run_app.command("nightly")
+def run_nightly(
+    day: Annotated[str | None, typer.Option("--date", help="Day of the run, YYYY-MM-DD (default today).")] = None,
+) -> None:
+    """Run the nightly job through Dagster: load waiting shop exports, then make due every refund
+    whose waiting period ends on or before the day.
+
+    Example: payouts run nightly --date 2024-05-20
+    """
+    as_of = _parse_day(day) if day else date.today()
+    home = _home()
+    try:
+        run_job(home, "nightly", nightly_run_config(as_of.isoformat()), tags={"as_of": as_of.isoformat()})
+    except RunFailed as exc:
+        raise _fail(str(exc)) from None
+    with open_ledger(home.ledger) as con:
+        _print_table(status_summary(con), f"Refunds after the nightly run for {as_of}")
+
+
+def _parse_day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise _fail(f"not a date in the form YYYY-MM-DD: {text!r}", 2) from None
+
+
+# ----------------------------------------------------------------------------------------- refunds
+
+
+@refunds_app.command("list")
+def refunds_list(
+    status: Annotated[str | None, typer.Option("--status", help="Only refunds in this status.")] = None,
+    merchant: Annotated[str | None, typer.Option("--merchant", help="Only this merchant's refunds.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """List refunds: reference, status, amount requested, payout, due date and why.
+
+    Example: payouts refunds list --status awaiting_bank_details --json
+    """
+    if status is not None and status not in {s.value for s in Status}:
+        raise _fail(f"unknown status {status!r}; one of: {', '.join(s.value for s in Status)}", 2)
+    with open_ledger(_home().ledger) as con:
+        frame = list_refunds(con, status=status, merchant_id=merchant)
+    _print_json_lines(frame) if as_json else _print_table(frame.drop("refund_id", "requested_on"), "Refunds")
+
+
+@refunds_app.command("history")
+def refunds_history(ref: str, merchant: MerchantOpt = None, as_json: JsonFlag = False) -> None:
+    """The audit trail of one refund: every status change with who, when, from, to and why.
+
+    Example: payouts refunds history R-000123 --json
+    """
+    with open_ledger(_home().ledger) as con:
+        try:
+            frame = refund_history(con, ref, merchant)
+        except RefundNotFound as exc:
+            raise _fail(str(exc)) from None
+    _print_json_lines(frame) if as_json else _print_table(frame, f"History of refund {ref}")
+
+
+@refunds_app.command("set-status")
+def refunds_set_status(
+    ref: str,
+    status: Annotated[str, typer.Argument(help="open, in_progress or already_refunded")],
+    by: Annotated[str, typer.Option("--by", help="Who makes the change (recorded in the audit trail).")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (recorded in the audit trail).")],
+    merchant: MerchantOpt = None,
+) -> None:
+    """Record progress by hand: open, in_progress or already_refunded. Audit only: no money moves.
+
+    `open` hands the refund back to the pipeline (the next nightly run schedules it again);
+    `in_progress` holds it with finance ops; `already_refunded` closes it as settled elsewhere.
+
+    Example: payouts refunds set-status R-000123 in_progress --by alice --reason "customer called"
+    """
+    if status not in {s.value for s in Status}:
+        raise _fail(f"unknown status {status!r}", 2)
+    with open_ledger(_home().ledger) as con:
+        try:
+            refund = set_manual_status(con, ref, status, actor=by, reason=reason, merchant_id=merchant)
+        except (RefundNotFound, IllegalTransition) as exc:
+            raise _fail(str(exc)) from None
+    out.print(f"refund {refund['refund_ref']} is now {refund['status']}", highlight=False)
+
+
+@refunds_app.command("bank-details")
+def refunds_bank_details(
+    ref: str,
+    iban: Annotated[str | None, typer.Option("--iban", help="The customer's new IBAN (spaces allowed).")] = None,
+    confirm: Annotated[bool, typer.Option("--confirm", help="The customer confirms the IBAN: due at once.")] = False,
+    by: Annotated[str, typer.Option("--by", help="Who acts (default: the customer's link).")] = "customer",
+    merchant: MerchantOpt = None,
+) -> None:
+    """What the customer's link in the notification does: give a new IBAN, confirm it, or both.
+
+    A confirmed IBAN makes the refund due at once. A new IBAN replaces the old one with an audit
+    entry; an invalid one, or one that is the merchant's or a carrier's account, is refused.
+
+    Example: payouts refunds bank-details R-000123 --iban "DE89 3704 0044 0532 0130 00" --confirm
+    """
+    if iban is None and not confirm:
+        raise _fail("give --iban, --confirm, or both", 2)
+    new_iban = normalise_iban(iban) if iban is not None else None
+    with open_ledger(_home().ledger) as con:
+        try:
+            before = None if new_iban is None else _current_iban(con, ref, merchant)
+            note = f"IBAN changed from {mask_iban(before) or 'none'} to {mask_iban(new_iban)}" if new_iban else ""
+            refund = update_bank_details(
+                con,
+                ref,
+                iban=new_iban,
+                iban_problem=iban_problem(new_iban) if new_iban else None,
+                confirm=confirm,
+                today=date.today(),
+                actor=by,
+                change_note=note,
+                merchant_id=merchant,
+            )
+        except (RefundNotFound, BankDetailsRefused, IllegalTransition) as exc:
+            raise _fail(str(exc)) from None
+    out.print(
+        f"refund {refund['refund_ref']}: {refund['status']}, IBAN {mask_iban(refund['customer_iban'])}, "
+        f"due {refund['due_on']}",
+        highlight=False,
+    )
+
+
+def _current_iban(con, ref: str, merchant: str | None) -> str | None:
+    return find_refund(con, ref, merchant)["customer_iban"]
+
+
+# ----------------------------------------------------------------------------------------- books
+
+
+@ledger_app.command("balances")
+def ledger_balances(as_json: JsonFlag = False) -> None:
+    """Balance per account in cents (debit positive, credit negative); the total is always zero.
+
+    Example: payouts ledger balances --json
+    """
+    with open_ledger(_home().ledger) as con:
+        frame = balances(con)
+        total = ledger_total(con)
+    if as_json:
+        _print_json_lines(frame)
+        return
+    _print_table(frame, "Ledger balances")
+    out.print(f"ledger total: {euros(total)}", highlight=False)
+
+
+@notifications_app.command("list")
+def notifications_list(as_json: JsonFlag = False) -> None:
+    """Every customer- or merchant-facing notification queued, with its template and data.
+
+    Example: payouts notifications list --json
+    """
+    with open_ledger(_home().ledger) as con:
+        frame = list_notifications(con)
+    _print_json_lines(frame) if as_json else _print_table(frame.drop("data"), "Notifications outbox")
+
+
+# ----------------------------------------------------------------------------------------- demo
+
+
+@app.command("generate")
+def generate(
+    out_dir: Annotated[Path, typer.Argument(help="Folder to write the export files into.")],
+    merchants: Annotated[int, typer.Option(help="How many merchants.")] = 200,
+    orders: Annotated[int, typer.Option(help="How many orders.")] = 20_000,
+    start: Annotated[str | None, typer.Option(help="First refund request day (default 10 weeks ago).")] = None,
+    end: Annotated[str | None, typer.Option(help="Last refund request day (default today).")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed writes the same files.")] = 7,
+) -> None:
+    """Write a realistic shop export (merchants, orders, payments, refunds, excluded IBANs), awkward
+    cases included on purpose: instalments, over-limit requests, duplicates, bad IBANs...
+
+    Example: payouts generate --merchants 50 --orders 5000 --seed 1 ./export
+    """
+    from pipelines.demo_data import generate_shop_export
+
+    last = _parse_day(end) if end else date.today()
+    first = _parse_day(start) if start else last - timedelta(weeks=10)
+    counts = generate_shop_export(out_dir, merchants=merchants, orders=orders, start=first, end=last, seed=seed)
+    for key, value in counts.items():
+        out.print(f"{key}: {value}", highlight=False)
+
+
+@app.command("demo")
+def demo(
+    merchants: Annotated[int, typer.Option(help="How many merchants.")] = 200,
+    orders: Annotated[int, typer.Option(help="How many orders.")] = 20_000,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
+) -> None:
+    """Run the whole job end to end on the embedded default: generate a shop export, import it and
+    run the nightly job through Dagster, then print where the refunds stand.
+
+    Example: payouts demo --merchants 50 --orders 5000
+    """
+    from pipelines.demo_data import generate_shop_export
+
+    home = _home()
+    today = date.today()
+    export = home.root / "demo-export"
+    out.rule("1. shop export")
+    generate_shop_export(
+        export, merchants=merchants, orders=orders, start=today - timedelta(weeks=10), end=today, seed=seed
+    )
+    out.print(f"written to {export}", highlight=False)
+    out.rule("2. intake (job 'intake')")
+    import_into(home, [export])
+    out.rule(f"3. nightly run for {today} (job 'nightly')")
+    try:
+        run_job(home, "nightly", nightly_run_config(today.isoformat()), tags={"as_of": today.isoformat()})
+    except RunFailed as exc:
+        raise _fail(str(exc)) from None
+    out.rule("summary")
+    print_summary(home)
+
+
+def print_summary(home: Home) -> None:
+    """Refunds by status, what is due, rejects by problem, and the ledger total."""
+    with open_ledger(home.ledger) as con:
+        summary = status_summary(con)
+        rejects = con.execute(
+            "SELECT regexp_replace(problem, '[0-9A-Z][0-9A-Z-]{3,}', '…', 'g') AS problem, severity, "
+            "COUNT(*) AS rows, MIN(file_name || ' line ' || CAST(line AS VARCHAR)) AS example "
+            "FROM rejects GROUP BY 1, 2 ORDER BY rows DESC"
+        ).pl()
+        refused = con.execute(
+            "SELECT regexp_replace(status_reason, '[0-9][0-9., -]*', '…', 'g') AS reason, COUNT(*) AS refunds "
+            "FROM refunds WHERE status = 'rejected' GROUP BY 1 ORDER BY refunds DESC"
+        ).pl()
+        total = ledger_total(con)
+    _print_table(summary, "Refunds by status")
+    due = summary.filter(pl.col("status") == "due")
+    out.print(
+        f"due for payout: {int(due['refunds'].sum() or 0)} refunds, {euros(int(due['payout_cents'].sum() or 0))}",
+        highlight=False,
+    )
+    _print_table(refused, "Refused by the rules")
+    _print_table(rejects, "Rejected at intake")
+    out.print(f"ledger total (must be zero): {euros(total)}", highlight=False)
+
+
+def main() -> None:
+    """Entry point of the `payouts` command."""
+    app()
+
+
+if __name__ == "__main__":
+    main()
