@@ -564,9 +564,7 @@ def intake_notifications(decided: pl.DataFrame) -> pl.DataFrame:
 
 def record_refused_file(con: duckdb.DuckDBPyConnection, file_name: str, sha256: str, problem: str) -> None:
     """Note a file that could not be read at all, once per content, so finance ops find it with the rejects."""
-    seen = con.execute(
-        "SELECT 1 FROM rejects WHERE file_sha256 = ? AND severity = 'file'", [sha256]
-    ).fetchone()
+    seen = con.execute("SELECT 1 FROM rejects WHERE file_sha256 = ? AND severity = 'file'", [sha256]).fetchone()
     if not seen:
         con.execute(
             "INSERT INTO rejects (file_sha256, file_name, line, column_name, value, problem, severity, imported_at) "

@@ -122,7 +122,7 @@ def read_shop_file(path: Path) -> ShopFile:
     if missing:
         raise IntakeFileError(
             f"{path.name}: missing required column{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
-            f"(found: {', '.join(raw.columns) or 'none'})"
+            f"(found: {', '.join(c for c in raw.columns if c != LINE) or 'none'})"
         )
     typed, cell_rejects = _parse(raw, model, DEFAULTS[kind])
     good, schema_rejects = _validate(typed, model)

@@ -209,7 +209,7 @@ def refund_history(con: duckdb.DuckDBPyConnection, ref: str, merchant_id: str | 
     refund = find_refund(con, ref, merchant_id)
     return con.execute(
         "SELECT e.occurred_at AS at, r.refund_ref, e.refund_id, e.from_status, e.to_status, e.actor, e.reason "
-        "FROM refund_events e JOIN refunds r USING (refund_id) WHERE e.refund_id = ? ORDER BY e.occurred_at, e.event_id",
+        "FROM refund_events e JOIN refunds r USING (refund_id) WHERE e.refund_id = ? ORDER BY e.event_seq",
         [refund["refund_id"]],
     ).pl()
 

@@ -243,6 +243,9 @@ _PAYMENTS_PER_ORDER = 1 / 60
 _REFUNDS_PER_ORDER = 1 / 3.5
 
 
+_Customer = tuple[str, str, str]  # name, email, IBAN
+
+
 @dataclass(slots=True)
 class _Merchant:
     merchant_id: str
@@ -310,19 +313,27 @@ def generate_shop_export(
     """Write a realistic, seeded shop export into ``out_dir`` and return what it holds.
 
     Writes merchants.csv, orders.csv, payments.csv, refunds.csv and excluded_ibans.csv (UTF-8,
-    header row, columns as in ``COLUMNS``). Refunds are requested between ``start`` and ``end``;
-    orders and payments reach back 60 days before ``start``. The same arguments give byte-identical
-    files.
+    header row, columns as in ``COLUMNS``, money in integer cents). Refunds are requested between
+    ``start`` and ``end``; orders and payments reach back 60 days before ``start``. The same
+    arguments give byte-identical files.
 
-    Returns row counts per file (keys = file stem) plus the number of each awkward case planted:
-    ``short_balance`` (integrated merchants), ``unknown_iban``, ``invalid_iban``, ``excluded_iban``,
-    ``merchant_own_iban``, ``instalment_orders``, ``partially_paid``, ``unpaid``, ``overpaid``,
-    ``not_refundable`` (orders), ``unknown_payer_iban``, ``invalid_payer_iban``,
-    ``excluded_payer_iban`` (payments), ``apostrophe_names`` (orders), and refund rows:
-    ``full_refunds``, ``partial_refunds``, ``multi_partial_within`` / ``multi_partial_exceeding``
-    (orders with several partial refunds), ``over_limit``, ``instalment_refunds``, ``seed_case``,
-    ``overpayment_refunds``, ``payment_refunds``, ``payment_over_amount``, ``late_refunds``,
-    ``non_refundable``, ``duplicate_refs``, ``unknown_merchant``, ``unknown_order``.
+    Returns the row count per file (keys = file stem) and the number of each awkward case planted:
+
+    - merchants: ``short_balance`` (integrated, balance under 15% of the refunds asked of them);
+    - orders: ``unknown_iban`` (empty), ``invalid_iban`` (wrong check digits), ``excluded_iban``
+      (a carrier's account), ``merchant_own_iban``, ``instalment_orders``, ``partially_paid``,
+      ``unpaid``, ``overpaid`` (paid more than twice the amount), ``not_refundable_orders``,
+      ``apostrophe_names``;
+    - payments: ``unknown_payer_iban``, ``invalid_payer_iban``, ``excluded_payer_iban``;
+    - refund rows: ``full_refunds`` and ``partial_refunds`` (ordinary ones), ``over_limit`` (more
+      than twice the order amount), ``instalment_refunds``, ``seed_case`` (40000 in 4 instalments,
+      2 paid, refund 25000), ``overpayment_refunds`` (the excess of an overpaid order),
+      ``payment_refunds``, ``payment_over_amount``, ``late_refunds`` (after the merchant's refund
+      window), ``non_refundable``, ``duplicate_refs`` (extra copies), ``unknown_merchant``,
+      ``unknown_order``;
+    - orders with several partial refunds: ``multi_partial_within`` (sum within the order amount)
+      and ``multi_partial_exceeding`` (each below the order amount, the second passes it, the sum
+      passes twice it).
 
     Not thread-safe: Faker instances are cached per locale and re-seeded on every call.
     """
@@ -333,10 +344,14 @@ def generate_shop_export(
     return _ShopExport(merchants=merchants, orders=orders, start=start, end=end, seed=seed).write(out_dir)
 
 
+# The only Faker providers used; loading all of them costs ~50 ms per locale.
+_FAKER_PROVIDERS = ["faker.providers.person", "faker.providers.company", "faker.providers.internet"]
+
+
 @functools.cache
 def _faker(locale: str) -> Faker:
-    # Building a Faker costs tens of milliseconds per locale; re-seeding it is cheap.
-    return Faker(locale)
+    # Built once per locale and process; every run re-seeds it, which is cheap.
+    return Faker(locale, providers=_FAKER_PROVIDERS)
 
 
 @functools.cache
@@ -384,10 +399,12 @@ def _valid_iban(rng: Random, country: str) -> IBAN:
         # Where the check digit sits inside the account number (DE, CZ, SK), splice in a valid one
         # the way schwifty's own IBAN.random does; separate check-digit fields are filled by generate.
         algo = national_checksums.get(f"{country}:{bank.checksum_algo}")
+        spliced = False
         if algo is not None and all(c in components for c in algo.accepts):
             solved = algo.solve([components[c] for c in algo.accepts])
             if solved is None:
                 continue
+            spliced = solved != [components[c] for c in algo.accepts]
             components.update(zip(algo.accepts, solved, strict=True))
         extra: dict[str, str] = {}
         national = spec.positions[Component.NATIONAL_CHECKSUM_DIGITS].length
@@ -402,7 +419,10 @@ def _valid_iban(rng: Random, country: str) -> IBAN:
                 account_code=components[Component.ACCOUNT_CODE],
                 **extra,
             )
-            if algo is not None:
+            # generate() has validated length, format and IBAN check digits. A separate national
+            # check-digit field is computed by schwifty itself; a spliced one is checked, as
+            # schwifty's IBAN.random does too.
+            if spliced:
                 iban.bban.validate_national_checksum()
         except SchwiftyException:
             continue
@@ -450,9 +470,10 @@ class _ShopExport:
         self.start = start
         self.end = end
         self.rng = Random(seed)
-        # One Faker per locale, each re-seeded from the master stream in a fixed order.
-        for locale in _LOCALES:
-            _faker(locale).seed_instance(self.rng.getrandbits(64))
+        # Each locale's Faker gets its seed from the master stream in a fixed order, and is seeded
+        # on first use, so runs that need few locales don't build the others.
+        self._faker_seeds = {locale: self.rng.getrandbits(64) for locale in _LOCALES}
+        self._seeded: set[str] = set()
         self.counts: dict[str, int] = {}
         self.merchants: list[_Merchant] = []
         self.orders: list[_Order] = []
@@ -470,21 +491,34 @@ class _ShopExport:
         span = (hi - lo).days
         return lo + timedelta(days=min(span, int((span + 1) * self.rng.random() ** skew)))
 
-    def _in_window(self, merchant: _Merchant, since: date, skew: float = 1.6) -> date | None:
-        """A request day within the merchant's refund window and the period, None if they don't meet."""
+    def _in_window(self, merchant: _Merchant, since: date, *, natural: bool = False) -> date | None:
+        """A request day within the merchant's refund window and the period, None if they don't meet.
+
+        Most requests come soon after the order. With ``natural`` a day that falls outside the period
+        gives None (that refund happened outside this export); otherwise the day is redrawn, rather
+        than clamped, which would pile requests up on the period's edges.
+        """
         window_end = since + timedelta(days=merchant.refund_window_days)
         lo, hi = max(self.start, since), min(self.end, window_end)
         if lo > hi:
             return None
-        # Most requests come soon after the order; outside the period fall back to a uniform day
-        # rather than clamping, which would pile requests up on the first and last day.
-        day = self._day_between(since, window_end, skew)
-        return day if lo <= day <= hi else self._day_between(lo, hi)
+        for _ in range(1 if natural else 10):
+            day = self._day_between(since, window_end, skew=1.6)
+            if lo <= day <= hi:
+                return day
+        return None if natural else self._day_between(lo, hi)
 
     # -- people and money -----------------------------------------------------------------------
 
-    def _person(self, locale: str) -> str:
+    def _fk(self, locale: str) -> Faker:
         fk = _faker(locale)
+        if locale not in self._seeded:
+            fk.seed_instance(self._faker_seeds[locale])
+            self._seeded.add(locale)
+        return fk
+
+    def _person(self, locale: str) -> str:
+        fk = self._fk(locale)
         name = fk.name()
         surnames = _APOSTROPHE_SURNAMES.get(locale)
         if surnames and self.rng.random() < _APOSTROPHE_SHARE:
@@ -510,7 +544,7 @@ class _ShopExport:
             local = f"{last}.{first}"
         else:
             local = f"{first}_{self.rng.randint(1960, 2006)}"
-        return f"{local}@{_faker(locale).free_email_domain()}"
+        return f"{local}@{self._fk(locale).free_email_domain()}"
 
     def _price(self, low_euros: float = 5.0, high_euros: float = 500.0, median: float = 45.0) -> int:
         """A shop price in cents like 44.99 or 120.00, between 500 and 50000."""
@@ -526,7 +560,7 @@ class _ShopExport:
     # -- merchants ------------------------------------------------------------------------------
 
     def _company(self, locale: str) -> str:
-        fk = _faker(locale)
+        fk = self._fk(locale)
         template = self.rng.choice(_COMPANY_TEMPLATES[locale])
         if template == "{company}":
             return fk.company()
@@ -620,13 +654,13 @@ class _ShopExport:
         not_refundable = deal([("not_refundable_orders", _SHARE_NOT_REFUNDABLE)])["not_refundable_orders"]
         for key, members in (*payment_kind.items(), *iban_kind.items()):
             counts[key] = len(members)
+        counts["instalment_orders"] += 1  # the seed case is one too
         counts["not_refundable_orders"] = len(not_refundable)
         carrier_ibans = [iban for iban, _, kind in self.excluded if kind == "carrier"]
         eligible_for_seed = [m for m in self.merchants if not m.only_refund_paid] or self.merchants
 
-        Customer = tuple[str, str, str]  # name, email, IBAN
-        by_merchant: dict[str, list[Customer]] = {}
-        by_locale: dict[str, list[Customer]] = {}
+        by_merchant: dict[str, list[_Customer]] = {}
+        by_locale: dict[str, list[_Customer]] = {}
         lookback_start = self.start - timedelta(days=_ORDER_LOOKBACK_DAYS)
         for i in range(n):
             is_seed = i == self.seed_index
@@ -965,11 +999,17 @@ class _ShopExport:
             self._add(p.merchant.merchant_id, amount, day, self._reason(p.merchant, "payment"), payment=p)
             counts["payment_refunds"] += 1
 
-        # Ordinary full and partial refunds fill up to roughly one refund per 3.5 orders.
+        # Ordinary full and partial refunds fill up to roughly one refund per 3.5 orders; orders whose
+        # refund would fall outside the period are passed over, which keeps the days evenly spread.
         target = round(n * _REFUNDS_PER_ORDER) - len(self.refunds)
-        for o in take(plain_pool, max(0, target)):
-            day = self._in_window(o.merchant, o.ordered_on)
-            assert day is not None
+        for o in plain_pool:
+            if target <= 0:
+                break
+            day = self._in_window(o.merchant, o.ordered_on, natural=True)
+            if o.order_id in used or day is None:
+                continue
+            used.add(o.order_id)
+            target -= 1
             if rng.random() < 0.62:
                 kind = rng.choice(("return", "return", "return", "damaged"))
                 self._add(

@@ -81,8 +81,11 @@ CREATE TABLE refunds (
     UNIQUE (merchant_id, refund_ref)
 );
 
--- Audit trail: every status change of every refund, append-only.
+-- Audit trail: every status change of every refund, append-only. event_seq orders events that share a
+-- transaction (and so a timestamp).
+CREATE SEQUENCE refund_event_seq START 1;
 CREATE TABLE refund_events (
+    event_seq    BIGINT NOT NULL DEFAULT nextval('refund_event_seq'),
     event_id     VARCHAR PRIMARY KEY,
     refund_id    VARCHAR NOT NULL,
     from_status  VARCHAR,

@@ -1,0 +1,140 @@
+"""End to end through the `payouts` command, as a user types it, on a temporary installation."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from pipelines.settings import Home
+from tests.conftest import small_export
+
+PAYOUTS = str(Path(sys.executable).parent / "payouts")
+
+
+def payouts(home: Home, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PAYOUTS_HOME": str(home.root)}
+    env.pop("DAGSTER_HOME", None)  # the CLI must find its instance under $PAYOUTS_HOME by itself
+    done = subprocess.run([PAYOUTS, *args], env=env, capture_output=True, text=True, timeout=300)
+    if ok:
+        assert done.returncode == 0, done.stderr + done.stdout
+    return done
+
+
+def json_lines(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory: pytest.TempPathFactory) -> Home:
+    """The small export imported and the nightly run done for 2024-05-20, once per module."""
+    base = tmp_path_factory.mktemp("prepared")
+    home = Home(base / "home").prepare()
+    small_export(base / "export")
+    payouts(home, "import", str(base / "export"))
+    payouts(home, "run", "nightly", "--date", "2024-05-20")
+    return home
+
+
+@pytest.fixture
+def loaded(prepared: Home, tmp_path: Path) -> Home:
+    """A private copy of the prepared installation, for a test that changes it."""
+    root = tmp_path / "loaded"
+    shutil.copytree(prepared.root, root)
+    return Home(root)
+
+
+def test_import_reports_each_bad_row_precisely_and_loads_the_rest(home: Home, tmp_path: Path) -> None:
+    small_export(tmp_path / "export")
+    done = payouts(home, "import", str(tmp_path / "export"))
+    assert "refunds.csv: 4 of 7 rows loaded, 3 rejected" in done.stdout
+    assert "refunds.csv, line 6, column refund_ref: duplicate" in done.stdout
+    assert "refunds.csv, line 7, column merchant_id: unknown merchant M9" in done.stdout
+    assert "refunds.csv, line 8, column amount_cents: not a whole number of cents" in done.stdout
+    rejects = json_lines(payouts(home, "rejects", "list", "--json").stdout)
+    assert {(r["line"], r["column_name"]) for r in rejects} == {(6, "refund_ref"), (7, "merchant_id"),
+                                                               (8, "amount_cents")}  # fmt: skip
+    again = payouts(home, "import", str(tmp_path / "export"))
+    assert "refunds.csv: 4 of 7 rows loaded" in again.stdout  # the recorded outcome, not a second load
+    assert len(json_lines(payouts(home, "rejects", "list", "--json").stdout)) == 3
+
+
+def test_refund_list_json_has_the_contract_keys(loaded: Home) -> None:
+    rows = {r["refund_ref"]: r for r in json_lines(payouts(loaded, "refunds", "list", "--json").stdout)}
+    keys = {"refund_ref", "merchant_id", "order_id", "payment_id", "status", "amount_cents", "payout_cents",
+            "due_on", "reason"}  # fmt: skip
+    assert all(keys <= set(r) for r in rows.values())
+    assert rows["R1"]["status"] == "due" and rows["R1"]["amount_cents"] == 25000 and rows["R1"]["payout_cents"] == 5000
+    assert rows["R4"]["status"] == "rejected" and "EUR 60.00" in rows["R4"]["reason"]
+    due = json_lines(payouts(loaded, "refunds", "list", "--status", "due", "--json").stdout)
+    assert [r["refund_ref"] for r in due] == ["R1"]
+    m2 = json_lines(payouts(loaded, "refunds", "list", "--merchant", "M2", "--json").stdout)
+    assert sorted(r["refund_ref"] for r in m2) == ["R2", "R3"]
+
+
+def test_runs_show_in_the_persistent_instance(loaded: Home) -> None:
+    with dg.DagsterInstance.from_config(str(loaded.dagster)) as instance:
+        jobs = sorted(r.job_name for r in instance.get_runs())
+    assert jobs == ["intake", "nightly"]
+    assert "enabled: false" in (loaded.dagster / "dagster.yaml").read_text()
+
+
+def test_manual_status_is_audited_and_moves_no_money(loaded: Home) -> None:
+    balances_before = payouts(loaded, "ledger", "balances", "--json").stdout
+    payouts(loaded, "refunds", "set-status", "R1", "in_progress", "--by", "alice", "--reason", "customer called")
+    history = json_lines(payouts(loaded, "refunds", "history", "R1", "--json").stdout)
+    assert [(h["from_status"], h["to_status"]) for h in history] == [
+        (None, "scheduled"), ("scheduled", "due"), ("due", "in_progress")]  # fmt: skip
+    assert history[-1]["actor"] == "alice" and history[-1]["reason"] == "customer called"
+    assert payouts(loaded, "ledger", "balances", "--json").stdout == balances_before
+    refused = payouts(loaded, "refunds", "set-status", "R1", "due", "--by", "alice", "--reason", "x", ok=False)
+    assert refused.returncode == 1 and "set by the pipeline, not by hand" in refused.stderr
+
+
+def status_of(home: Home, ref: str) -> str:
+    rows = json_lines(payouts(home, "refunds", "list", "--json").stdout)
+    return {r["refund_ref"]: r["status"] for r in rows}[ref]
+
+
+def test_customer_gives_and_confirms_bank_details(loaded: Home) -> None:
+    """The customer's link: the merchant's own account is refused, a new IBAN schedules, confirming makes due."""
+    own = payouts(loaded, "refunds", "bank-details", "R2", "--iban", "FR76 3000 6000 0112 3456 7890 189", ok=False)
+    assert own.returncode == 1 and "merchant's own account" in own.stderr
+    assert status_of(loaded, "R2") == "awaiting_bank_details"
+    payouts(loaded, "refunds", "bank-details", "R2", "--iban", "at61 1904 3002 3457 3201")
+    assert status_of(loaded, "R2") == "scheduled"
+    payouts(loaded, "refunds", "bank-details", "R2", "--confirm")
+    assert status_of(loaded, "R2") == "due"
+    history = json_lines(payouts(loaded, "refunds", "history", "R2", "--json").stdout)
+    assert [h["to_status"] for h in history] == ["awaiting_bank_details", "awaiting_bank_details", "scheduled", "due"]
+    assert history[1]["reason"] == "IBAN changed from none to AT61 **** 3201"
+    bad = payouts(loaded, "refunds", "bank-details", "R3", "--iban", "DE00370400440532013000", ok=False)
+    assert bad.returncode == 1 and "invalid IBAN" in bad.stderr
+
+
+def test_ledger_balances_sum_to_zero(loaded: Home) -> None:
+    rows = json_lines(payouts(loaded, "ledger", "balances", "--json").stdout)
+    assert {"account", "balance_cents"} <= set(rows[0])
+    assert sum(r["balance_cents"] for r in rows) == 0
+    accounts = {r["account"]: r["balance_cents"] for r in rows}
+    assert accounts["merchant:M1:receivable"] == 5000 and accounts["merchant:M2:balance"] == -25000
+
+
+def test_notifications_name_their_refund(loaded: Home) -> None:
+    rows = json_lines(payouts(loaded, "notifications", "list", "--json").stdout)
+    templates = {r["refund_ref"]: r["template"] for r in rows}
+    assert templates == {"R1": "refund_scheduled", "R2": "bank_details_needed", "R3": "balance_insufficient",
+                         "R4": "refund_refused"}  # fmt: skip
+
+
+def test_every_command_has_help_with_an_example(home: Home) -> None:
+    for command in (["import"], ["run", "nightly"], ["refunds", "list"], ["refunds", "history"],
+                    ["refunds", "set-status"], ["refunds", "bank-details"], ["ledger", "balances"],
+                    ["rejects", "list"], ["notifications", "list"], ["generate"], ["demo"]):  # fmt: skip
+        assert "Example:" in payouts(home, *command, "--help").stdout, command
