@@ -15,6 +15,8 @@ from pipelines.jobs import nightly_run_config, nightly_schedule
 from pipelines.settings import Home
 from tests.conftest import small_export, write_csv
 
+TABLES = ("refunds", "refund_events", "transfers", "postings", "notifications", "rejects", "intake_files")
+
 
 def run(home: Home, instance: dg.DagsterInstance, job: str, as_of: str | None = None) -> dg.ExecuteInProcessResult:
     defs = build_definitions(home)
@@ -69,13 +71,11 @@ def test_running_again_changes_nothing(home: Home, instance: dg.DagsterInstance)
     small_export(home.shop_inbox)
     run(home, instance, "nightly", "2024-05-20")
     with open_ledger(home.ledger) as con:
-        before = [con.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
-                  for t in ("refunds", "refund_events", "transfers", "postings", "notifications", "rejects")]  # fmt: skip
+        before = [con.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in TABLES]
     small_export(home.shop_inbox)
     assert run(home, instance, "nightly", "2024-05-20").success
     with open_ledger(home.ledger) as con:
-        after = [con.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
-                 for t in ("refunds", "refund_events", "transfers", "postings", "notifications", "rejects")]  # fmt: skip
+        after = [con.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in TABLES]
         assert ledger_total(con) == 0
     assert after == before
 
