@@ -25,8 +25,7 @@ lint: $(STAMP)
 
 # The Dagster UI on the installation's persistent instance (http://127.0.0.1:3000).
 ui: $(STAMP)
-	mkdir -p $${PAYOUTS_HOME:-data}/dagster
-	DAGSTER_HOME=$$(cd $${PAYOUTS_HOME:-data} && pwd)/dagster $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	$(BIN)/payouts ui
 
 clean-data:
 	rm -rf data/ledger.duckdb data/dagster data/inbox data/outbox data/archive data/reports data/demo-export

@@ -425,6 +425,24 @@ def print_summary(home: Home) -> None:
     out.print(f"ledger total (must be zero): {euros(total)}", highlight=False)
 
 
+@app.command("ui")
+def ui(
+    port: Annotated[int, typer.Option(help="Port of the web UI on 127.0.0.1.")] = 3000,
+) -> None:
+    """Start the Dagster UI (and its schedule daemon) on this installation's persistent instance.
+
+    Dagster's open-source webserver has no log-in: it listens on 127.0.0.1 only; see the README
+    before exposing it. Stop it with Ctrl-C.
+
+    Example: payouts ui --port 3000
+    """
+    home = _home()
+    os.environ["DAGSTER_HOME"] = str(home.dagster)
+    workspace = Path(__file__).resolve().parent.parent / "workspace.yaml"
+    dagster = Path(sys.executable).parent / "dagster"
+    os.execv(str(dagster), [str(dagster), "dev", "-w", str(workspace), "-h", "127.0.0.1", "-p", str(port)])
+
+
 def main() -> None:
     """Entry point of the `payouts` command."""
     app()
