@@ -12,12 +12,11 @@ from dataclasses import dataclass
 import duckdb
 import polars as pl
 
-from ledger import accounts
+from ledger.bookings import book_balance_changes, book_cancelled_instalments, book_refunds
 from ledger.db import run_with_frames, transaction
 from ledger.intake_files import LINE, ShopFile
 from ledger.lifecycle import new_events, record_events
 from ledger.notifications import queue_notifications
-from ledger.postings import post_frames
 from ledger.rules import decide_refunds, refund_target
 
 KEYS = {
@@ -196,30 +195,7 @@ def _record_merchants(con, rows: pl.DataFrame, shop_file: ShopFile) -> tuple[int
         )
         .filter(pl.col("delta") != 0)
     )
-    if not moves.is_empty():
-        tid = pl.format("balance:{}:{}", pl.col("merchant_id"), pl.lit(shop_file.sha256[:16]))
-        heads = moves.select(
-            tid.alias("transfer_id"),
-            pl.lit("merchant_balance").alias("kind"),
-            pl.lit(None, pl.String).alias("refund_id"),
-            "merchant_id",
-            pl.format("balance declared in {}", pl.lit(shop_file.path.name)).alias("memo"),
-        )
-        legs = pl.concat(
-            [
-                moves.select(
-                    tid.alias("transfer_id"),
-                    pl.lit(accounts.PLATFORM_BANK).alias("account"),
-                    pl.col("delta").alias("amount_cents"),
-                ),
-                moves.select(
-                    tid.alias("transfer_id"),
-                    pl.format("merchant:{}:balance", pl.col("merchant_id")).alias("account"),
-                    (-pl.col("delta")).alias("amount_cents"),
-                ),
-            ]
-        ).with_columns(pl.lit("EUR").alias("currency"))
-        post_frames(con, heads, legs)
+    book_balance_changes(con, moves, file_name=shop_file.path.name, file_sha256=shop_file.sha256)
     return rows.height, warnings
 
 
@@ -463,70 +439,8 @@ def _store_refunds(con, decided: pl.DataFrame, shop_file: ShopFile) -> None:
     events = new_events(decided, actor=ACTOR)
     record_events(con, events)
     book_refunds(con, decided.filter(pl.col("status").is_in(["scheduled", "awaiting_bank_details"])))
-    _book_cancelled_instalments(con, decided.filter(pl.col("cancelled_instalments_cents") > 0))
+    book_cancelled_instalments(con, decided.filter(pl.col("cancelled_instalments_cents") > 0))
     queue_notifications(con, intake_notifications(decided.join(events.select("refund_id", "event_id"), on="refund_id")))
-
-
-def book_refunds(con: duckdb.DuckDBPyConnection, refunds: pl.DataFrame) -> int:
-    """Book accepted refunds: the platform now owes the customer the payout, and the merchant owes it
-    (own account) or it is taken from the merchant's balance (integrated). Idempotent per refund."""
-    refunds = refunds.filter(pl.col("payout_cents") > 0)
-    if refunds.is_empty():
-        return 0
-    tid = pl.format("booked:{}", pl.col("refund_id"))
-    heads = refunds.select(
-        tid.alias("transfer_id"),
-        pl.lit("refund_booked").alias("kind"),
-        "refund_id",
-        "merchant_id",
-        pl.format("refund {} of merchant {}", pl.col("refund_ref"), pl.col("merchant_id")).alias("memo"),
-    )
-    merchant_side = (
-        pl.when(pl.col("funding") == "integrated")
-        .then(pl.format("merchant:{}:balance", pl.col("merchant_id")))
-        .otherwise(pl.format("merchant:{}:receivable", pl.col("merchant_id")))
-    )
-    legs = pl.concat(
-        [
-            refunds.select(
-                tid.alias("transfer_id"), merchant_side.alias("account"), pl.col("payout_cents").alias("amount_cents")
-            ),
-            refunds.select(
-                tid.alias("transfer_id"),
-                pl.lit(accounts.CUSTOMER_PAYABLE).alias("account"),
-                (-pl.col("payout_cents")).alias("amount_cents"),
-            ),
-        ]
-    ).with_columns(pl.lit("EUR").alias("currency"))
-    return post_frames(con, heads, legs)
-
-
-def _book_cancelled_instalments(con, refunds: pl.DataFrame) -> None:
-    if refunds.is_empty():
-        return
-    tid = pl.format("instalments:{}", pl.col("refund_id"))
-    heads = refunds.select(
-        tid.alias("transfer_id"),
-        pl.lit("instalments_cancelled").alias("kind"),
-        "refund_id",
-        "merchant_id",
-        pl.col("cancelled_instalments").alias("memo"),
-    )
-    legs = pl.concat(
-        [
-            refunds.select(
-                tid.alias("transfer_id"),
-                pl.format("merchant:{}:cancelled_instalments", pl.col("merchant_id")).alias("account"),
-                pl.col("cancelled_instalments_cents").alias("amount_cents"),
-            ),
-            refunds.select(
-                tid.alias("transfer_id"),
-                pl.lit(accounts.CUSTOMER_INSTALMENTS).alias("account"),
-                (-pl.col("cancelled_instalments_cents")).alias("amount_cents"),
-            ),
-        ]
-    ).with_columns(pl.lit("EUR").alias("currency"))
-    post_frames(con, heads, legs)
 
 
 _INTAKE_TEMPLATES = {

@@ -192,3 +192,35 @@ def ledger_total(con: duckdb.DuckDBPyConnection) -> int:
     """Sum of every posting ever made; zero in a sound ledger."""
     row = con.execute("SELECT CAST(COALESCE(SUM(amount_cents), 0) AS BIGINT) FROM postings").fetchone()
     return int(row[0]) if row else 0
+
+
+def two_legged_frames(
+    rows: pl.DataFrame,
+    *,
+    transfer_id: pl.Expr,
+    kind: str,
+    debit: pl.Expr,
+    credit: pl.Expr,
+    amount_cents: pl.Expr,
+    memo: pl.Expr,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """One two-legged transfer per row, built column-wise: `amount_cents` moves from `credit` to `debit`.
+
+    `rows` needs refund_id and merchant_id (null where not about one) for the transfer heads.
+    """
+    heads = rows.select(
+        transfer_id.alias("transfer_id"),
+        pl.lit(kind).alias("kind"),
+        pl.col("refund_id").cast(pl.String),
+        pl.col("merchant_id").cast(pl.String),
+        memo.cast(pl.String).alias("memo"),
+    )
+    legs = pl.concat(
+        [
+            rows.select(transfer_id.alias("transfer_id"), debit.alias("account"), amount_cents.alias("amount_cents")),
+            rows.select(
+                transfer_id.alias("transfer_id"), credit.alias("account"), (-amount_cents).alias("amount_cents")
+            ),
+        ]
+    ).with_columns(pl.col("amount_cents").cast(pl.Int64), pl.lit(CURRENCY).alias("currency"))
+    return heads, legs

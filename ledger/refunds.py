@@ -8,8 +8,8 @@ from datetime import date
 import duckdb
 import polars as pl
 
+from ledger.bookings import book_refunds
 from ledger.db import transaction
-from ledger.intake import book_refunds
 from ledger.lifecycle import MANUAL, IllegalTransition, Status, change_status, note_event
 from ledger.schemas import RefundView
 

@@ -405,12 +405,14 @@ def print_summary(home: Home) -> None:
     with open_ledger(home.ledger) as con:
         summary = status_summary(con)
         rejects = con.execute(
-            "SELECT regexp_replace(problem, '[0-9A-Z][0-9A-Z-]{3,}', '…', 'g') AS problem, severity, "
-            "COUNT(*) AS rows, MIN(file_name || ' line ' || CAST(line AS VARCHAR)) AS example "
+            "SELECT severity, column_name, COUNT(*) AS rows, MIN(problem) AS example "
             "FROM rejects GROUP BY 1, 2 ORDER BY rows DESC"
         ).pl()
         refused = con.execute(
-            "SELECT regexp_replace(status_reason, '[0-9][0-9., -]*', '…', 'g') AS reason, COUNT(*) AS refunds "
+            "SELECT CASE WHEN status_reason LIKE 'over the refund limit%' THEN 'over the refund limit' "
+            "WHEN status_reason LIKE '%refund window%' THEN 'after the refund window' "
+            "WHEN status_reason LIKE '%not refundable%' THEN 'order not refundable' "
+            "ELSE status_reason END AS reason, COUNT(*) AS refunds, MIN(status_reason) AS example "
             "FROM refunds WHERE status = 'rejected' GROUP BY 1 ORDER BY refunds DESC"
         ).pl()
         total = ledger_total(con)

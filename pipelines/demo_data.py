@@ -1045,12 +1045,13 @@ class _ShopExport:
 
     def _number_and_duplicate(self) -> None:
         rng = self.rng
-        # Shops number their refunds per merchant in the order they were asked for.
+        # Shops number their refunds per merchant in the order they were asked for, under the shop's
+        # own prefix, so references are unique per merchant and easy to type in the CLI.
         self.refunds.sort(key=lambda r: (r.requested_on, r.seq))
         next_ref: dict[str, int] = {}
         for r in self.refunds:
             next_ref[r.merchant_id] = next_ref.get(r.merchant_id, 0) + 1
-            r.refund_ref = f"R-{next_ref[r.merchant_id]:06d}"
+            r.refund_ref = f"{r.merchant_id}-R{next_ref[r.merchant_id]:05d}"
 
         # The same request exported twice (re-export after a timeout): same merchant, ref and content.
         plain_positions = [i for i, r in enumerate(self.refunds) if r.plain]
