@@ -54,8 +54,7 @@ def record_shop_file(con: duckdb.DuckDBPyConnection, shop_file: ShopFile, rows: 
     seen = con.execute("SELECT 1 FROM intake_files WHERE sha256 = ?", [shop_file.sha256]).fetchone()
     if seen:
         return IntakeResult(shop_file.path.name, shop_file.kind, shop_file.rows_total, 0, 0, already_loaded=True)
-    rows, dup_rejects = _split_duplicates_in_file(rows, KEYS[shop_file.kind])
-    rejects = [shop_file.rejects.with_columns(pl.lit("error").alias("severity")), dup_rejects]
+    rejects = [shop_file.rejects.with_columns(pl.lit("error").alias("severity"))]
     statuses = None
     with transaction(con):
         if shop_file.kind == "merchants":
@@ -139,6 +138,7 @@ def _known(con: duckdb.DuckDBPyConnection, sql: str) -> pl.DataFrame:
 
 
 def _record_merchants(con, rows: pl.DataFrame, shop_file: ShopFile) -> tuple[int, pl.DataFrame]:
+    rows, dup_rejects = _split_duplicates_in_file(rows, KEYS["merchants"])
     bad_iban = rows.filter(pl.col("iban_problem").is_not_null())
     # A merchant with a bad IBAN is still recorded (its refunds are real); it cannot be collected from.
     warnings = _reject(
@@ -196,10 +196,11 @@ def _record_merchants(con, rows: pl.DataFrame, shop_file: ShopFile) -> tuple[int
         .filter(pl.col("delta") != 0)
     )
     book_balance_changes(con, moves, file_name=shop_file.path.name, file_sha256=shop_file.sha256)
-    return rows.height, warnings
+    return rows.height, pl.concat([dup_rejects, warnings])
 
 
 def _record_excluded(con, rows: pl.DataFrame) -> tuple[int, pl.DataFrame]:
+    rows, dup_rejects = _split_duplicates_in_file(rows, KEYS["excluded_ibans"])
     bad = rows.filter(pl.col("iban_problem").is_not_null())
     good = rows.filter(pl.col("iban_problem").is_null())
     run_with_frames(
@@ -208,7 +209,7 @@ def _record_excluded(con, rows: pl.DataFrame) -> tuple[int, pl.DataFrame]:
         "ON CONFLICT (iban) DO UPDATE SET owner = excluded.owner, kind = excluded.kind",
         good=good,
     )
-    return good.height, _reject(bad, "iban", pl.col("iban_problem"))
+    return good.height, pl.concat([dup_rejects, _reject(bad, "iban", pl.col("iban_problem"))])
 
 
 def _check_merchant(con, rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -222,6 +223,8 @@ def _check_merchant(con, rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame
 
 def _record_orders(con, rows: pl.DataFrame, shop_file: ShopFile) -> tuple[int, pl.DataFrame]:
     rows, rejects = _check_merchant(con, rows)
+    rows, dup_rejects = _split_duplicates_in_file(rows, KEYS["orders"])
+    rejects = pl.concat([rejects, dup_rejects])
     existing = _known(con, "SELECT order_id, merchant_id AS owner FROM orders")
     moved = rows.join(existing, on="order_id").filter(pl.col("owner") != pl.col("merchant_id"))
     rejects = pl.concat(
@@ -261,6 +264,8 @@ def _record_orders(con, rows: pl.DataFrame, shop_file: ShopFile) -> tuple[int, p
 
 def _record_payments(con, rows: pl.DataFrame, shop_file: ShopFile) -> tuple[int, pl.DataFrame]:
     rows, rejects = _check_merchant(con, rows)
+    rows, dup_rejects = _split_duplicates_in_file(rows, KEYS["payments"])
+    rejects = pl.concat([rejects, dup_rejects])
     frame = rows.with_columns(pl.lit(shop_file.path.name).alias("source_file"))
     run_with_frames(
         con,
@@ -353,7 +358,8 @@ def _record_refunds(con, rows: pl.DataFrame, shop_file: ShopFile):
         ]
     )
     bad_lines = pl.concat([unknown_order, unknown_payment, foreign]).select(LINE)
-    rows = rows.join(bad_lines, on=LINE, how="anti")
+    rows, dup_rejects = _split_duplicates_in_file(rows.join(bad_lines, on=LINE, how="anti"), KEYS["refunds"])
+    rejects = pl.concat([rejects, dup_rejects])
 
     candidates = _candidates(con, rows)
     decided = decide_refunds(candidates).join(
@@ -371,11 +377,17 @@ def _candidates(con, rows: pl.DataFrame) -> pl.DataFrame:
         "SELECT merchant_id, funding, only_refund_paid, refund_window_days, waiting_days, "
         "iban AS merchant_iban FROM merchants",
     )
+    # What an integrated merchant's balance can still pay: refunds already waiting on it come first,
+    # so a later, smaller refund never overtakes a blocked one.
     held = _known(
         con,
-        "SELECT merchant_id, CAST(-SUM(p.amount_cents) AS BIGINT) AS available_balance_cents "
-        "FROM postings p JOIN merchants m ON p.account = 'merchant:' || m.merchant_id || ':balance' "
-        "GROUP BY merchant_id",
+        "SELECT m.merchant_id, "
+        "CAST(COALESCE(-b.held, 0) - COALESCE(w.waiting, 0) AS BIGINT) AS available_balance_cents "
+        "FROM merchants m "
+        "LEFT JOIN (SELECT account, SUM(amount_cents) AS held FROM postings GROUP BY account) b "
+        "  ON b.account = 'merchant:' || m.merchant_id || ':balance' "
+        "LEFT JOIN (SELECT merchant_id, SUM(payout_cents) AS waiting FROM refunds WHERE status = 'blocked' "
+        "  GROUP BY merchant_id) w ON w.merchant_id = m.merchant_id",
     )
     prior = _known(
         con,
@@ -430,10 +442,11 @@ def _store_refunds(con, decided: pl.DataFrame, shop_file: ShopFile) -> None:
         con,
         "INSERT INTO refunds (refund_id, refund_ref, merchant_id, order_id, payment_id, amount_cents, payout_cents, "
         "cancelled_instalments_cents, cancelled_instalments, requested_on, request_reason, customer_name, "
-        "customer_iban, status, status_reason, due_on, source_file, source_line, recorded_at) "
+        "customer_iban, iban_problem, status, status_reason, due_on, source_file, source_line, recorded_at) "
         "SELECT refund_id, refund_ref, merchant_id, order_id, payment_id, amount_cents, payout_cents, "
         "cancelled_instalments_cents, cancelled_instalments, requested_on, request_reason, customer_name, "
-        "customer_iban, status, status_reason, due_on, source_file, source_line, current_timestamp FROM new_refunds",
+        "customer_iban, iban_problem, status, status_reason, due_on, source_file, source_line, current_timestamp "
+        "FROM new_refunds",
         new_refunds=refunds,
     )
     events = new_events(decided, actor=ACTOR)

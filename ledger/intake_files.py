@@ -6,7 +6,9 @@ touches the database: `ledger.intake` records what this module reads.
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -155,18 +157,35 @@ def _read_strings(path: Path) -> pl.DataFrame:
                 ) from None
             frame = pl.read_csv(data, infer_schema=False)
             first_line = 2  # line 1 is the header
+            lines = _record_start_lines(data, frame.height)
+            if lines is not None:
+                return _tidy(frame).with_columns(pl.Series(LINE, lines, pl.Int64))
     except IntakeFileError:
         raise
     except Exception as exc:  # polars raises several error types for unreadable files
         raise IntakeFileError(f"{path.name}: cannot read the file: {exc}") from None
+    return _tidy(frame).with_row_index(LINE, offset=first_line).with_columns(pl.col(LINE).cast(pl.Int64))
+
+
+def _tidy(frame: pl.DataFrame) -> pl.DataFrame:
+    """Header names in lower case; cells trimmed, empty cells null."""
     frame = frame.rename({c: c.strip().lower() for c in frame.columns})
-    return (
-        frame.with_columns(
-            pl.col(pl.String).str.strip_chars().replace("", None),
-        )
-        .with_row_index(LINE, offset=first_line)
-        .with_columns(pl.col(LINE).cast(pl.Int64))
-    )
+    return frame.with_columns(pl.col(pl.String).str.strip_chars().replace("", None))
+
+
+def _record_start_lines(data: bytes, records: int) -> list[int] | None:
+    """The physical line each record starts on, when quoted cells span lines (None when they do not,
+    so the common case costs one count of newlines)."""
+    physical = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+    if physical <= records + 1:
+        return None
+    reader = csv.reader(io.StringIO(data.decode("utf-8"), newline=""))
+    next(reader, None)
+    starts, line = [], reader.line_num
+    for _ in reader:
+        starts.append(line + 1)
+        line = reader.line_num
+    return starts[:records]
 
 
 def _parse(raw: pl.DataFrame, model: type[pa.DataFrameModel], defaults: dict[str, object]):

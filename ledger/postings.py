@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import duckdb
+import pandera.polars as pa
 import polars as pl
 
 from ledger.db import run_with_frames, transaction
@@ -106,8 +107,16 @@ def post_frames(con: duckdb.DuckDBPyConnection, heads: pl.DataFrame, legs: pl.Da
     """
     if heads.is_empty():
         return 0
-    heads = TransferFrame.validate(heads)
-    legs = PostingFrame.validate(legs)
+    if heads["transfer_id"].is_duplicated().any():
+        raise LedgerError(f"transfer id given twice: {heads.filter(pl.col('transfer_id').is_duplicated())[0, 0]}")
+    twice = legs.filter(pl.struct("transfer_id", "account").is_duplicated())
+    if not twice.is_empty():
+        raise LedgerError(f"transfer {twice['transfer_id'][0]} posts to {twice['account'][0]} twice")
+    try:
+        heads = TransferFrame.validate(heads)
+        legs = PostingFrame.validate(legs)
+    except (pa.errors.SchemaError, pa.errors.SchemaErrors) as exc:
+        raise LedgerError(f"postings not in the ledger's shape: {exc}") from None
     _check_balanced(heads, legs)
     known = run_with_frames(
         con,
@@ -150,8 +159,6 @@ def _check_balanced(heads: pl.DataFrame, legs: pl.DataFrame) -> None:
         raise LedgerError(
             f"transfer {row['transfer_id']} does not balance: {row['legs']} postings sum to {row['total']} cents"
         )
-    if heads["transfer_id"].is_duplicated().any():
-        raise LedgerError(f"transfer id given twice: {heads.filter(pl.col('transfer_id').is_duplicated())[0, 0]}")
 
 
 def _check_same_content(known: pl.DataFrame, legs: pl.DataFrame) -> None:

@@ -11,6 +11,7 @@ import polars as pl
 from ledger.bookings import book_refunds
 from ledger.db import transaction
 from ledger.lifecycle import MANUAL, IllegalTransition, Status, change_status, note_event
+from ledger.rules import NO_IBAN
 from ledger.schemas import RefundView
 
 NIGHTLY = "nightly schedule"
@@ -57,7 +58,7 @@ def make_refunds_due(con: duckdb.DuckDBPyConnection, as_of: date, *, actor: str 
 def _unblock_covered(con: duckdb.DuckDBPyConnection, actor: str) -> int:
     """Blocked refunds of integrated merchants, oldest first, while the merchant's balance covers them."""
     blocked = con.execute(
-        "SELECT r.refund_id, r.refund_ref, r.merchant_id, r.payout_cents, r.customer_iban, r.iban_confirmed, "
+        "SELECT r.refund_id, r.refund_ref, r.merchant_id, r.payout_cents, r.customer_iban, r.iban_problem, "
         "m.funding, COALESCE(-b.held, 0) AS available "
         "FROM refunds r JOIN merchants m USING (merchant_id) "
         "LEFT JOIN (SELECT account, SUM(amount_cents) AS held FROM postings GROUP BY account) b "
@@ -75,13 +76,14 @@ def _unblock_covered(con: duckdb.DuckDBPyConnection, actor: str) -> int:
     if fits.is_empty():
         return 0
     book_refunds(con, fits)
+    unusable = pl.col("customer_iban").is_null() | pl.col("iban_problem").is_not_null()
     changes = fits.select(
         "refund_id",
-        pl.when(pl.col("customer_iban").is_null())
-        .then(pl.lit("awaiting_bank_details"))
-        .otherwise(pl.lit("scheduled"))
-        .alias("to_status"),
-        pl.lit("merchant balance now covers it").alias("reason"),
+        pl.when(unusable).then(pl.lit("awaiting_bank_details")).otherwise(pl.lit("scheduled")).alias("to_status"),
+        pl.when(unusable)
+        .then(pl.format("merchant balance now covers it; {}", pl.coalesce("iban_problem", pl.lit(NO_IBAN))))
+        .otherwise(pl.lit("merchant balance now covers it"))
+        .alias("reason"),
     )
     change_status(con, changes, actor=actor)
     return fits.height
@@ -93,9 +95,9 @@ def _resume_reopened(con: duckdb.DuckDBPyConnection, as_of: date, actor: str) ->
         "SELECT r.refund_id, "
         "CASE WHEN m.funding = 'integrated' AND NOT EXISTS "
         "       (SELECT 1 FROM transfers t WHERE t.transfer_id = 'booked:' || r.refund_id) THEN 'blocked' "
-        "     WHEN r.customer_iban IS NULL THEN 'awaiting_bank_details' "
+        "     WHEN r.customer_iban IS NULL OR r.iban_problem IS NOT NULL THEN 'awaiting_bank_details' "
         "     WHEN r.due_on <= ? THEN 'due' ELSE 'scheduled' END AS to_status, "
-        "'reopened by finance ops' AS reason "
+        "'reopened by finance ops' || COALESCE('; ' || r.iban_problem, '') AS reason "
         "FROM refunds r JOIN merchants m USING (merchant_id) WHERE r.status = 'open'",
         [as_of],
     ).pl()
@@ -151,7 +153,10 @@ def update_bank_details(
         raise BankDetailsRefused(f"refund {refund['refund_ref']} has no IBAN to confirm; give one with --iban")
     with transaction(con):
         if iban is not None and iban != refund["customer_iban"]:
-            con.execute("UPDATE refunds SET customer_iban = ? WHERE refund_id = ?", [iban, refund["refund_id"]])
+            con.execute(
+                "UPDATE refunds SET customer_iban = ?, iban_problem = NULL WHERE refund_id = ?",
+                [iban, refund["refund_id"]],
+            )
             note_event(con, refund["refund_id"], status, actor=actor, reason=change_note or "bank details changed")
         if confirm:
             con.execute("UPDATE refunds SET iban_confirmed = TRUE WHERE refund_id = ?", [refund["refund_id"]])

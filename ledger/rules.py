@@ -12,6 +12,7 @@ import polars as pl
 from ledger.money import euros
 
 TARGET = "_target"
+NO_IBAN = "no IBAN known for the customer (cash or foreign payment)"
 
 CANDIDATE_COLUMNS = {
     "refund_id": pl.String,

@@ -6,7 +6,19 @@ from functools import lru_cache
 
 import polars as pl
 from schwifty import IBAN
-from schwifty.exceptions import SchwiftyException
+from schwifty import exceptions as iban_errors
+
+# schwifty's messages quote the whole account number; ours name the problem and show a masked IBAN.
+_PROBLEMS: list[tuple[type[Exception], str]] = [
+    (iban_errors.InvalidCountryCode, "unknown country code"),
+    (iban_errors.InvalidLength, "wrong length for its country"),
+    (iban_errors.InvalidStructure, "does not follow its country's format"),
+    (iban_errors.InvalidChecksumDigits, "check digits do not match"),
+    (iban_errors.InvalidBBANChecksum, "national check digits do not match"),
+    (iban_errors.InvalidBankCode, "unknown bank code"),
+    (iban_errors.InvalidBranchCode, "unknown branch code"),
+    (iban_errors.InvalidAccountCode, "invalid account number"),
+]
 
 
 def normalise_iban(text: str) -> str:
@@ -20,8 +32,9 @@ def iban_problem(text: str) -> str | None:
     compact = normalise_iban(text)
     try:
         IBAN(compact)
-    except SchwiftyException as exc:
-        return f"invalid IBAN {mask_iban(compact)}: {exc}"
+    except iban_errors.SchwiftyException as exc:
+        words = next((w for kind, w in _PROBLEMS if isinstance(exc, kind)), "not a valid IBAN")
+        return f"invalid IBAN {mask_iban(compact)}: {words}"
     return None
 
 

@@ -71,6 +71,7 @@ CREATE TABLE refunds (
     request_reason     VARCHAR,
     customer_name      VARCHAR,
     customer_iban      VARCHAR,
+    iban_problem       VARCHAR,  -- why the IBAN on record cannot be paid to (null: it can)
     iban_confirmed     BOOLEAN NOT NULL DEFAULT FALSE,
     status             VARCHAR NOT NULL,
     status_reason      VARCHAR,

@@ -4,12 +4,14 @@ exactly the way the product records them (read, check the IBAN column, record)."
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import polars as pl
 
+from ledger.db import migrate, open_ledger
 from ledger.intake import IntakeResult, record_shop_file, refund_id_for
 from ledger.intake_files import read_shop_file
 from sepa.iban import check_iban_column
@@ -172,9 +174,10 @@ class Shop:
         return self.con.execute("SELECT COUNT(*) FROM refunds").fetchone()[0]
 
     def events(self, ref: str, merchant_id: str = "M1") -> pl.DataFrame:
-        """Audit events of one refund, in the order written."""
+        """Audit events of one refund, in the order written (rowid breaks ties within a transaction)."""
         return self.con.execute(
-            "SELECT from_status, to_status, actor, reason FROM refund_events WHERE refund_id = ? ORDER BY occurred_at",
+            "SELECT from_status, to_status, actor, reason FROM refund_events WHERE refund_id = ? "
+            "ORDER BY occurred_at, rowid",
             [refund_id_for(merchant_id, ref)],
         ).pl()
 
@@ -204,3 +207,38 @@ def postings_snapshot(con: duckdb.DuckDBPyConnection) -> list[tuple]:
     return con.execute(
         "SELECT transfer_id, account, amount_cents, currency FROM postings ORDER BY transfer_id, account"
     ).fetchall()
+
+
+def memory_ledger(template: Path | None = None) -> duckdb.DuckDBPyConnection:
+    """A migrated in-memory ledger (no disk writes, so tests stay fast), optionally a copy of `template`."""
+    connection = duckdb.connect()
+    if template is not None:
+        quoted = str(template).replace("'", "''")
+        connection.execute(f"ATTACH '{quoted}' AS template (READ_ONLY)")
+        connection.execute("COPY FROM DATABASE template TO memory")
+        connection.execute("DETACH template")
+    migrate(connection)
+    return connection
+
+
+class Templates:
+    """Ledger files built once per session (recording shop files takes a while) for tests to copy."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.built: dict[str, Path] = {}
+
+    def path(self, name: str, build: Callable[[Shop], None]) -> Path:
+        """The ledger file `build` fills, built on first use."""
+        if name not in self.built:
+            folder = self.root / name
+            with open_ledger(folder / "ledger.duckdb") as connection:
+                build(Shop(folder / "shop", connection))
+            self.built[name] = folder / "ledger.duckdb"
+        return self.built[name]
+
+    def shop(self, name: str, build: Callable[[Shop], None], folder: Path) -> Shop:
+        """A Shop on a private in-memory copy of the template; its files go to `folder`."""
+        shop = Shop(folder, memory_ledger(self.path(name, build)))
+        shop.count = 100  # file names never clash with the template's
+        return shop
