@@ -119,6 +119,8 @@ def read_shop_file(path: Path) -> ShopFile:
     if path.stat().st_size > MAX_FILE_BYTES:
         raise IntakeFileError(f"{path.name}: larger than {MAX_FILE_BYTES // 1024**3} GiB; split the export")
     raw = _read_strings(path)
+    # Blank lines (every cell empty) are layout, not rows.
+    raw = raw.filter(~pl.all_horizontal(pl.exclude(LINE).is_null()))
     total = raw.height
     missing = [c for c in model.to_schema().columns if c not in raw.columns and c not in DEFAULTS[kind]]
     if missing:

@@ -243,7 +243,8 @@ def _check_balance(frame: pl.DataFrame) -> pl.DataFrame:
     short = needs & (cum > pl.col("available_balance_cents"))
     return frame.with_columns(
         (short.cast(pl.Int8).cum_max().over("merchant_id").cast(pl.Boolean) & needs).alias("blocked"),
-        pl.col("available_balance_cents").alias("_available"),
+        # What is left for this refund once earlier ones (in the ledger and in this batch) are served.
+        pl.max_horizontal(pl.col("available_balance_cents") - (cum - claim), pl.lit(0)).alias("_available"),
     )
 
 
@@ -267,7 +268,7 @@ def _settle_status(frame: pl.DataFrame) -> pl.DataFrame:
         .when(pl.col("blocked"))
         .then(
             pl.format(
-                "integrated balance does not cover it: {} available for {} and the refunds before it",
+                "integrated balance does not cover it: {} available after earlier refunds, {} needed",
                 pl.col("_available").map_elements(euros, return_dtype=pl.String),
                 pl.col("payout_cents").map_elements(euros, return_dtype=pl.String),
             )

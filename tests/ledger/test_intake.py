@@ -335,3 +335,19 @@ def test_parquet_exports_are_read_too(tmp_path: Path) -> None:
     shop_file = read_shop_file(path)
     assert shop_file.rows["payment_id"].to_list() == ["P1"]
     assert shop_file.rejects.select("_line", "column_name").rows() == [(2, "amount_cents")]
+
+
+def test_blank_lines_are_layout_not_rows(tmp_path: Path) -> None:
+    """A blank line between rows is skipped silently; the rows after it keep their physical line numbers."""
+    path = tmp_path / "refunds.csv"
+    path.write_text(
+        "refund_ref,merchant_id,order_id,payment_id,amount_cents,requested_on,reason\n"
+        "R1,M1,O1,,100,2024-05-10,x\n"
+        ",,,,,,\n"
+        "\n"
+        "R2,M1,O1,,abc,2024-05-10,y\n",
+        encoding="utf-8",
+    )
+    shop_file = read_shop_file(path)
+    assert shop_file.rows["refund_ref"].to_list() == ["R1"]
+    assert shop_file.rejects.select("_line", "column_name").rows() == [(5, "amount_cents")]

@@ -394,7 +394,7 @@ def test_decide_refunds_blocks_first_come_first_served() -> None:
     ]
     out = decide(rows)
     assert [out[k]["status"] for k in "ABC"] == ["scheduled", "blocked", "blocked"]
-    assert "EUR 60.00 available" in out["B"]["status_reason"]
+    assert "EUR 10.00 available after earlier refunds, EUR 20.00 needed" in out["B"]["status_reason"]
 
 
 # --- property-based: random refund batches -------------------------------------------------------
