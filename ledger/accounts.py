@@ -11,6 +11,10 @@ from __future__ import annotations
 PLATFORM_BANK = "platform:bank"
 CUSTOMER_PAYABLE = "customers:payable"
 CUSTOMER_INSTALMENTS = "customers:instalments_receivable"
+# Money on its way: direct debits released to the bank and not yet booked, credit transfers likewise.
+COLLECTIONS_IN_TRANSIT = "platform:collections_in_transit"
+PAYOUTS_IN_TRANSIT = "platform:payouts_in_transit"
+PLATFORM_FEES = "platform:fee_income"
 
 
 def merchant_receivable(merchant_id: str) -> str:

@@ -86,7 +86,9 @@ def open_ledger(path: Path | str) -> Iterator[duckdb.DuckDBPyConnection]:
         con.close()
 
 
-def run_with_frames(con: duckdb.DuckDBPyConnection, sql: str, **frames: pl.DataFrame) -> pl.DataFrame:
+def run_with_frames(
+    con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None, **frames: pl.DataFrame
+) -> pl.DataFrame:
     """Run `sql` with Polars frames visible as tables under the given names (bulk, never row by row).
 
     The result is fetched before the frames are released: DuckDB reads them lazily.
@@ -94,7 +96,7 @@ def run_with_frames(con: duckdb.DuckDBPyConnection, sql: str, **frames: pl.DataF
     for name, frame in frames.items():
         con.register(name, frame)
     try:
-        return con.execute(sql).pl()
+        return con.execute(sql, params or []).pl()
     finally:
         for name in frames:
             con.unregister(name)

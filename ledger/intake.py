@@ -173,15 +173,17 @@ def _record_merchants(con, rows: pl.DataFrame, shop_file: ShopFile) -> tuple[int
         con,
         "INSERT INTO merchants (merchant_id, name, iban, iban_problem, bic, funding, mandate_id, "
         "mandate_signed_on, waiting_days, refund_window_days, only_refund_paid, collection, "
-        "declared_balance_cents, source_file, updated_at) "
+        "declared_balance_cents, pay_on_release, source_file, updated_at) "
         "SELECT merchant_id, name, iban, iban_problem, bic, funding, mandate_id, mandate_signed_on, waiting_days, "
-        "refund_window_days, only_refund_paid, collection, declared_balance_cents, source_file, current_timestamp "
+        "refund_window_days, only_refund_paid, collection, declared_balance_cents, pay_on_release, source_file, "
+        "current_timestamp "
         "FROM frame ON CONFLICT (merchant_id) DO UPDATE SET name = excluded.name, iban = excluded.iban, "
         "iban_problem = excluded.iban_problem, bic = excluded.bic, funding = excluded.funding, "
         "mandate_id = excluded.mandate_id, mandate_signed_on = excluded.mandate_signed_on, "
         "waiting_days = excluded.waiting_days, refund_window_days = excluded.refund_window_days, "
         "only_refund_paid = excluded.only_refund_paid, collection = excluded.collection, "
-        "declared_balance_cents = excluded.declared_balance_cents, source_file = excluded.source_file, "
+        "declared_balance_cents = excluded.declared_balance_cents, pay_on_release = excluded.pay_on_release, "
+        "source_file = excluded.source_file, "
         "updated_at = excluded.updated_at",
         frame=frame,
     )

@@ -37,6 +37,7 @@ DEFAULTS: dict[str, dict[str, object]] = {
         "only_refund_paid": False,
         "collection": "weekly",
         "balance_cents": 0,
+        "pay_on_release": False,
     },
     "excluded_ibans": {},
     "orders": {

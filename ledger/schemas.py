@@ -26,6 +26,7 @@ class MerchantRows(pa.DataFrameModel):
     only_refund_paid: pl.Boolean
     collection: pl.String = pa.Field(isin=["weekly", "twice_weekly", "per_refund"])
     balance_cents: pl.Int64 = pa.Field(ge=0, le=MAX_CENTS * 100)
+    pay_on_release: pl.Boolean
 
 
 class ExcludedIbanRows(pa.DataFrameModel):

@@ -21,6 +21,7 @@ from ledger.intake_files import IntakeFileError, discover, file_sha256, kind_of
 from ledger.lifecycle import IllegalTransition, Status
 from ledger.money import euros
 from ledger.notifications import list_notifications
+from ledger.payment_files import list_files
 from ledger.postings import balances, ledger_total
 from ledger.refunds import (
     BankDetailsRefused,
@@ -51,15 +52,20 @@ app.add_typer(ledger_app, name="ledger")
 app.add_typer(run_app, name="run")
 app.add_typer(rejects_app, name="rejects")
 app.add_typer(notifications_app, name="notifications")
+files_app = typer.Typer(help="Payment files: the registry, release, validation.", no_args_is_help=True)
+app.add_typer(files_app, name="files")
 
-out = Console(soft_wrap=True, markup=False, highlight=False)
+# Piped output (scripts, CI logs) gets wide tables instead of rich's 80-column default.
+out = Console(soft_wrap=True, markup=False, highlight=False, width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="One JSON object per line instead of a table.")]
 MerchantOpt = Annotated[str | None, typer.Option("--merchant", help="Merchant id, when a reference is shared.")]
 
 
-def _launch(home: Home, job: str, day: date | None = None) -> None:
+def _launch(
+    home: Home, job: str, day: date | None = None, *, config: dict | None = None, partition_key: str | None = None
+) -> None:
     """Run a job through Dagster on the installation's instance; exit with its error if it fails.
 
     Dagster is imported here, not at the top: the read-only commands start in a third of the time.
@@ -67,9 +73,10 @@ def _launch(home: Home, job: str, day: date | None = None) -> None:
     from pipelines.jobs import nightly_run_config
     from pipelines.launch import RunFailed, run_job
 
-    config = nightly_run_config(day.isoformat()) if day else None
+    if day is not None:
+        config = nightly_run_config(day.isoformat())
     try:
-        run_job(home, job, config, tags={"as_of": day.isoformat()} if day else None)
+        run_job(home, job, config, tags={"as_of": day.isoformat()} if day else None, partition_key=partition_key)
     except RunFailed as exc:
         raise _fail(str(exc)) from None
 
@@ -203,6 +210,38 @@ def run_nightly(
         _print_table(status_summary(con), f"Refunds after the nightly run for {as_of}")
 
 
+@run_app.command("weekly")
+def run_weekly(
+    week: Annotated[str | None, typer.Option("--week", help="ISO week, YYYY-Www (default: this week).")] = None,
+    midweek: Annotated[bool, typer.Option("--midweek", help="The Thursday run (twice-weekly merchants).")] = False,
+) -> None:
+    """Run the weekly job through Dagster, as the Monday schedule does: collections from merchants
+    (pain.008) and payouts to customers (pain.001) for every refund due on or before the week's Monday,
+    written to outbox/pending. Re-running a week writes nothing for refunds already in a file.
+
+    Example: payouts run weekly --week 2024-W21
+    """
+    from pipelines.jobs import weekly_run_config
+
+    monday = _parse_week(week) if week else date.today() - timedelta(days=date.today().weekday())
+    home = _home()
+    _launch(home, "weekly", config=weekly_run_config("midweek" if midweek else "main"),
+            partition_key=monday.isoformat())  # fmt: skip
+    year, number, _ = monday.isocalendar()
+    with open_ledger(home.ledger) as con:
+        _print_table(list_files(con, partition_key=f"{year}-W{number:02d}").select(
+            "file_name", "kind", "message_type", "n_tx", "ctrl_sum_cents", "requested_on", "validation", "status"
+        ), f"Payment files of {year}-W{number:02d}")  # fmt: skip
+
+
+def _parse_week(text: str) -> date:
+    try:
+        year, week = text.upper().split("-W")
+        return date.fromisocalendar(int(year), int(week), 1)
+    except ValueError:
+        raise _fail(f"not an ISO week in the form YYYY-Www: {text!r}", 2) from None
+
+
 def _parse_day(text: str) -> date:
     try:
         return date.fromisoformat(text)
@@ -315,6 +354,73 @@ def _current_iban(con, ref: str, merchant: str | None) -> str | None:
     return find_refund(con, ref, merchant)["customer_iban"]
 
 
+# ----------------------------------------------------------------------------------------- files
+
+
+@files_app.command("list")
+def files_list(as_json: JsonFlag = False) -> None:
+    """The payment file registry: name, kind, version, MsgId, transactions, control sum, sha256, status.
+
+    Example: payouts files list --json
+    """
+    with open_ledger(_home().ledger) as con:
+        frame = list_files(con)
+    if as_json:
+        _print_json_lines(frame)
+    else:
+        _print_table(frame.select("file_name", "kind", "message_type", "partition_key", "n_tx", "ctrl_sum_cents",
+                                  "requested_on", "status", "released_by"), "Payment files")  # fmt: skip
+
+
+@files_app.command("release")
+def files_release(
+    files: Annotated[list[str] | None, typer.Argument(help="File names in outbox/pending.")] = None,
+    release_all: Annotated[bool, typer.Option("--all", help="Release every pending file.")] = False,
+    by: Annotated[str, typer.Option("--by", help="Who releases (recorded with the file).")] = "",
+) -> None:
+    """Release pending payment files to the bank through the `release` job: each is checked (valid,
+    unchanged since written, control sums equal to the ledger), posted in the ledger and moved to
+    outbox/released, the folder the bank upload reads.
+
+    Example: payouts files release --all --by alice
+    """
+    from pipelines.jobs import release_run_config
+
+    if not by.strip():
+        raise _fail("say who releases with --by NAME", 2)
+    if bool(files) == release_all:
+        raise _fail("name the files to release, or give --all", 2)
+    home = _home()
+    names = None if release_all else [Path(f).name for f in files or []]
+    _launch(home, "release", config=release_run_config(by, names))
+    with open_ledger(home.ledger) as con:
+        released = list_files(con, status="released")
+    shown = released if names is None else released.filter(pl.col("file_name").is_in(names))
+    out.print(f"{shown.height} file(s) released by {by}; in {home.outbox / 'released'}")
+
+
+@files_app.command("validate")
+def files_validate(
+    path: Annotated[Path, typer.Argument(help="A pain.001, pain.008, pain.002 or camt.05x file.")],
+) -> None:
+    """Validate a file against the official XSD of its message type (picked from its namespace); print
+    each error with its line, element and value. Exit status 0 when valid, 1 when not.
+
+    Example: payouts files validate outbox/pending/PO-2024-W21-0001.xml
+    """
+    from sepa.xsd import validate_document
+
+    if not path.is_file():
+        raise _fail(f"no such file: {path}", 2)
+    result = validate_document(path.read_bytes())
+    if result.ok:
+        out.print(f"{path.name}: valid {result.message_type}")
+        return
+    for error in result.errors:
+        out.print(f"{path.name}: {error}")
+    raise typer.Exit(1)
+
+
 # ----------------------------------------------------------------------------------------- books
 
 
@@ -377,8 +483,9 @@ def demo(
     orders: Annotated[int, typer.Option(help="How many orders.")] = 20_000,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
 ) -> None:
-    """Run the whole job end to end on the embedded default: generate a shop export, import it and
-    run the nightly job through Dagster, then print where the refunds stand.
+    """Run the whole job end to end on the embedded default: generate a shop export of the last ten
+    weeks, import it, then for each week run the nightly and weekly jobs through Dagster and release the
+    payment files; print where the refunds and files stand.
 
     Example: payouts demo --merchants 50 --orders 5000
     """
@@ -394,7 +501,21 @@ def demo(
     out.print(f"written to {export}", highlight=False)
     out.rule("2. intake (job 'intake')")
     import_into(home, [export])
-    out.rule(f"3. nightly run for {today} (job 'nightly')")
+    from pipelines.jobs import release_run_config, weekly_run_config
+
+    monday = today - timedelta(weeks=10, days=today.weekday())
+    while monday <= today:
+        year, week, _ = monday.isocalendar()
+        out.rule(f"3. week {year}-W{week:02d}: jobs 'nightly', 'weekly', 'release'")
+        _launch(home, "nightly", monday)
+        _launch(home, "weekly", config=weekly_run_config("main"), partition_key=monday.isoformat())
+        with open_ledger(home.ledger) as con:
+            pending = list_files(con, status="written").height
+        if pending:
+            _launch(home, "release", config=release_run_config("demo", None))
+        out.print(f"{pending} payment file(s) written and released")
+        monday += timedelta(weeks=1)
+    out.rule(f"4. nightly run for {today}")
     _launch(home, "nightly", today)
     out.rule("summary")
     print_summary(home)
@@ -416,6 +537,10 @@ def print_summary(home: Home) -> None:
             "FROM refunds WHERE status = 'rejected' GROUP BY 1 ORDER BY refunds DESC"
         ).pl()
         total = ledger_total(con)
+        files = con.execute(
+            "SELECT kind, message_type, status, COUNT(*) AS files, SUM(n_tx) AS transactions, "
+            "CAST(SUM(ctrl_sum_cents) AS BIGINT) AS ctrl_sum_cents FROM payment_files GROUP BY ALL ORDER BY ALL"
+        ).pl()
     _print_table(summary, "Refunds by status")
     due = summary.filter(pl.col("status") == "due")
     out.print(
@@ -424,6 +549,7 @@ def print_summary(home: Home) -> None:
     )
     _print_table(refused, "Refused by the rules")
     _print_table(rejects, "Rejected at intake")
+    _print_table(files, "Payment files by kind and status")
     out.print(f"ledger total (must be zero): {euros(total)}", highlight=False)
 
 

@@ -5,9 +5,18 @@ from __future__ import annotations
 import dagster as dg
 
 from assets.intake import shop_exports
+from assets.payment_files import customer_payouts, file_checks, merchant_collections, released_payment_files
 from assets.refunds import due_refunds, ledger_balances_to_zero
-from pipelines.jobs import intake_job, nightly_job, nightly_schedule
-from pipelines.resources import HomeResource, LedgerResource
+from pipelines.jobs import (
+    intake_job,
+    midweek_schedule,
+    nightly_job,
+    nightly_schedule,
+    release_job,
+    weekly_job,
+    weekly_schedule,
+)
+from pipelines.resources import BankProfileResource, HomeResource, LedgerResource
 from pipelines.settings import Home, payouts_home
 
 
@@ -15,13 +24,14 @@ def build_definitions(home: Home) -> dg.Definitions:
     """Definitions wired to one installation's folders and ledger."""
     home.prepare()
     return dg.Definitions(
-        assets=[shop_exports, due_refunds],
-        asset_checks=[ledger_balances_to_zero],
-        jobs=[intake_job, nightly_job],
-        schedules=[nightly_schedule],
+        assets=[shop_exports, due_refunds, merchant_collections, customer_payouts, released_payment_files],
+        asset_checks=[ledger_balances_to_zero, *file_checks],
+        jobs=[intake_job, nightly_job, weekly_job, release_job],
+        schedules=[nightly_schedule, weekly_schedule, midweek_schedule],
         resources={
             "ledger": LedgerResource(database=str(home.ledger)),
             "home": HomeResource(root=str(home.root)),
+            "bank": BankProfileResource(**home.bank_settings()),
         },
     )
 

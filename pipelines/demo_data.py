@@ -50,6 +50,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "only_refund_paid",
         "collection",
         "balance_cents",
+        "pay_on_release",
     ),
     "orders": (
         "order_id",
@@ -261,6 +262,7 @@ class _Merchant:
     only_refund_paid: bool
     collection: str
     balance_cents: int | None = None
+    pay_on_release: bool = False
 
 
 @dataclass(slots=True)
@@ -599,6 +601,9 @@ class _ShopExport:
                     refund_window_days=rng.choices((56, 30, 90), weights=(80, 10, 10))[0],
                     only_refund_paid=i in only_paid,
                     collection=rng.choices(("weekly", "twice_weekly", "per_refund"), weights=(80, 15, 5))[0],
+                    # A third of own-account merchants let their customers be paid once the collection
+                    # file is released (chosen by position, so the random sequence stays as it was).
+                    pay_on_release=funding == "own_account" and i % 3 == 0,
                 )
             )
 
@@ -1109,7 +1114,7 @@ class _ShopExport:
             "merchants": [
                 (m.merchant_id, m.name, m.iban, m.bic, m.funding, m.mandate_id, _iso(m.mandate_signed_on),
                  m.waiting_days, m.refund_window_days, _bool(m.only_refund_paid), m.collection,
-                 m.balance_cents)
+                 m.balance_cents, _bool(m.pay_on_release))
                 for m in self.merchants
             ],
             "orders": [

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from assets.intake import shop_exports
+from assets.payment_files import customer_payouts, merchant_collections, released_payment_files, weekly_partitions
 from assets.refunds import due_refunds
 
 intake_job = dg.define_asset_job(
@@ -35,3 +36,51 @@ def nightly_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     """Every night at 01:30 Berlin time, for that day."""
     day = context.scheduled_execution_time.date().isoformat()
     return dg.RunRequest(run_key=f"nightly-{day}", run_config=nightly_run_config(day), tags={"as_of": day})
+
+
+weekly_job = dg.define_asset_job(
+    "weekly",
+    selection=[merchant_collections, customer_payouts],
+    partitions_def=weekly_partitions,
+    description="Write the week's merchant collections (pain.008) and customer payouts (pain.001) into outbox/pending.",
+)
+
+release_job = dg.define_asset_job(
+    "release",
+    selection=[released_payment_files],
+    description="Release pending payment files to the bank (outbox/released) and post them in the ledger.",
+)
+
+
+def weekly_run_config(run: str = "main") -> dict:
+    """Run config of the weekly job: the main Monday run or the midweek (Thursday) run."""
+    return {"ops": {name: {"config": {"run": run}} for name in ("merchant_collections", "customer_payouts")}}
+
+
+def release_run_config(by: str, files: list[str] | None = None) -> dict:
+    """Run config of the release job: the named files, or every pending file when `files` is None."""
+    return {"ops": {"released_payment_files": {"config": {"by": by, "files": files or [], "all": files is None}}}}
+
+
+@dg.schedule(
+    job=weekly_job,
+    cron_schedule="0 6 * * 1",
+    execution_timezone="Europe/Berlin",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+)
+def weekly_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    """Mondays at 06:00 Berlin time, for that week."""
+    key = weekly_partitions.get_partition_key_for_timestamp(context.scheduled_execution_time.timestamp())
+    return dg.RunRequest(run_key=f"weekly-{key}", partition_key=key, run_config=weekly_run_config("main"))
+
+
+@dg.schedule(
+    job=weekly_job,
+    cron_schedule="0 6 * * 4",
+    execution_timezone="Europe/Berlin",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+)
+def midweek_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    """Thursdays at 06:00 Berlin time: the second collection of twice-weekly merchants."""
+    key = weekly_partitions.get_partition_key_for_timestamp(context.scheduled_execution_time.timestamp())
+    return dg.RunRequest(run_key=f"midweek-{key}", partition_key=key, run_config=weekly_run_config("midweek"))

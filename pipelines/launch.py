@@ -25,14 +25,22 @@ def instance_for(home: Home) -> dg.DagsterInstance:
     return dg.DagsterInstance.get()
 
 
-def run_job(home: Home, job_name: str, run_config: dict | None = None, tags: dict | None = None):
+def run_job(
+    home: Home,
+    job_name: str,
+    run_config: dict | None = None,
+    tags: dict | None = None,
+    partition_key: str | None = None,
+):
     """Run one job to the end on the persistent instance; raise RunFailed if any step failed."""
     defs = build_definitions(home)
     job = defs.resolve_job_def(job_name)
     # The run's full log is in the instance (and the UI); the terminal gets warnings and errors.
     config = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}, **(run_config or {})}
     with instance_for(home) as instance:
-        result = job.execute_in_process(run_config=config, instance=instance, raise_on_error=False, tags=tags or {})
+        result = job.execute_in_process(
+            run_config=config, instance=instance, raise_on_error=False, tags=tags or {}, partition_key=partition_key
+        )
     if not result.success:
         failures = [
             f"{event.step_key}: {event.step_failure_data.error.message.strip()}"

@@ -9,8 +9,10 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
+from assets.home import Home
+from assets.outbox import BankProfile
 from ledger.db import open_ledger
-from pipelines.settings import Home
+from sepa.parties import Party
 
 
 class LedgerResource(dg.ConfigurableResource):
@@ -33,3 +35,40 @@ class HomeResource(dg.ConfigurableResource):
     @property
     def home(self) -> Home:
         return Home(Path(self.root)).prepare()
+
+
+class BankProfileResource(dg.ConfigurableResource):
+    """The platform's bank account and what its bank accepts: the account refunds are paid from and
+    collections are credited to, the SEPA creditor identifier, file versions, limits and lead times.
+
+    Defaults suit the demo; an installation sets its own in `$PAYOUTS_HOME/bank_profile.toml`
+    (same keys), and the Launchpad can override any of them for one run.
+    """
+
+    platform_name: str = "Refund Platform GmbH"
+    platform_iban: str = "DE75512108001245126199"
+    platform_bic: str = "SOGEDEFFXXX"
+    creditor_id: str = "DE98ZZZ09999999999"
+    pain001_version: str = "pain.001.001.03"
+    pain008_version: str = "pain.008.001.02"
+    max_transactions_per_file: int = 5000
+    collection_lead_days: int = 1
+    per_refund_fee_cents: int = 50
+    auto_release: bool = False
+
+    def profile(self) -> BankProfile:
+        """The profile as the file writers use it (creditor identifier checked)."""
+        return BankProfile(
+            platform=Party(
+                name=self.platform_name,
+                iban=self.platform_iban,
+                bic=self.platform_bic or None,
+                creditor_id=self.creditor_id,
+            ),
+            pain001_version=self.pain001_version,
+            pain008_version=self.pain008_version,
+            max_transactions_per_file=self.max_transactions_per_file,
+            collection_lead_days=self.collection_lead_days,
+            per_refund_fee_cents=self.per_refund_fee_cents,
+            auto_release=self.auto_release,
+        )

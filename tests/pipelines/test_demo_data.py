@@ -25,7 +25,7 @@ STEMS = ("merchants", "orders", "payments", "refunds", "excluded_ibans")
 EXPECTED_COLUMNS = {
     "merchants": [
         "merchant_id", "name", "iban", "bic", "funding", "mandate_id", "mandate_signed_on", "waiting_days",
-        "refund_window_days", "only_refund_paid", "collection", "balance_cents",
+        "refund_window_days", "only_refund_paid", "collection", "balance_cents", "pay_on_release",
     ],
     "orders": [
         "order_id", "merchant_id", "customer_name", "customer_email", "customer_iban", "amount_cents",

@@ -1,0 +1,222 @@
+"""Payment files into the outbox: pick what the ledger says is due, build the XML with `sepa`, validate it,
+write it to `outbox/pending/` and record it in the ledger; release moves it to `outbox/released/`.
+
+The one place where the two libraries meet for payment files; the assets and the CLI call these.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+
+import polars as pl
+
+from assets.home import Home
+from ledger.payment_files import (
+    COLLECTION,
+    PAYOUT,
+    PaymentFile,
+    RunWindow,
+    collectable_refunds,
+    hold_unpayable,
+    list_files,
+    next_seq,
+    payable_refunds,
+    plan_collections,
+    record_collection_file,
+    record_payout_file,
+    release_files,
+)
+from sepa import ids
+from sepa.calendar import collection_date, next_business_day
+from sepa.creditor_id import creditor_id_problem
+from sepa.files import split_frame
+from sepa.pain001 import build_credit_transfers
+from sepa.pain008 import build_direct_debits
+from sepa.parties import Party
+from sepa.xsd import validate_document
+
+# Files ready for the bank are not for everyone's eyes.
+FILE_MODE = 0o640
+
+
+@dataclass(frozen=True)
+class BankProfile:
+    """The platform's account and what its bank accepts."""
+
+    platform: Party
+    pain001_version: str
+    pain008_version: str
+    max_transactions_per_file: int
+    collection_lead_days: int
+    per_refund_fee_cents: int
+    auto_release: bool
+
+    def __post_init__(self) -> None:
+        problem = creditor_id_problem(self.platform.creditor_id or "")
+        if problem:
+            raise ValueError(f"bank profile: creditor_id {self.platform.creditor_id!r}: {problem}")
+
+
+@dataclass(frozen=True)
+class RunFiles:
+    """What a run wrote, and what it could not do."""
+
+    written: pl.DataFrame  # the registry rows of the files written by this run
+    skipped: pl.DataFrame  # merchants not collected from, or refunds held back, with the reason
+
+
+def write_collection_files(con, home: Home, bank: BankProfile, window: RunWindow, now: datetime) -> RunFiles:
+    """One SEPA Core direct debit per merchant (per refund for per-refund merchants) for the payouts of its
+    refunds due by the cut-off, in as many pain.008 files as the bank's limit needs."""
+    refunds, skipped = collectable_refunds(con, window)
+    when = collection_date(window.cutoff, bank.collection_lead_days)
+    collections, covered = plan_collections(
+        con, refunds, window, collection_date=when, per_refund_fee_cents=bank.per_refund_fee_cents
+    )
+    names = []
+    for part in split_frame(collections, bank.max_transactions_per_file):
+        seq = next_seq(con, window, COLLECTION)
+        msg_id = ids.msg_id("pain.008", window.partition_key, seq)
+        pmt_id = ids.payment_info_id(msg_id, 1)
+        debits = part.select(
+            pl.col("collection_id").map_elements(lambda c: ids.end_to_end_id(c, "collection"), return_dtype=pl.String)
+            .alias("end_to_end_id"),
+            "amount_cents",
+            pl.col("merchant_name").alias("name"),
+            "iban",
+            "bic",
+            "mandate_id",
+            "mandate_signed_on",
+            "sequence_type",
+            pl.format("Refunds {} {}", pl.lit(window.partition_key), pl.col("merchant_id")).alias("remittance"),
+        )  # fmt: skip
+        xml = build_direct_debits(
+            bank.platform, debits, msg_id=msg_id, payment_info_id=pmt_id, collection_date=when,
+            version=bank.pain008_version, created_at=now,
+        )  # fmt: skip
+        items = debits.select("end_to_end_id", "amount_cents").with_columns(
+            part["collection_id"], part["merchant_id"], _pmt_ids(pmt_id, part["sequence_type"])
+        )
+        payment_file = _write(home, xml, msg_id, COLLECTION, bank.pain008_version, window, seq, when, items)
+        record_collection_file(con, payment_file, part, covered)
+        names.append(payment_file.file_name)
+    return RunFiles(_registry(con, names), skipped)
+
+
+def write_payout_files(con, home: Home, bank: BankProfile, window: RunWindow, now: datetime) -> RunFiles:
+    """One SEPA credit transfer per refund whose money is secured, in as many pain.001 files as needed."""
+    payable, held = hold_unpayable(con, payable_refunds(con, window), [bank.platform.iban], actor="weekly run")
+    when = next_business_day(window.cutoff)
+    names = []
+    for part in split_frame(payable, bank.max_transactions_per_file):
+        seq = next_seq(con, window, PAYOUT)
+        msg_id = ids.msg_id("pain.001", window.partition_key, seq)
+        pmt_id = ids.payment_info_id(msg_id, 1)
+        transfers = part.select(
+            pl.col("refund_id").map_elements(lambda r: ids.end_to_end_id(r, "payout"), return_dtype=pl.String)
+            .alias("end_to_end_id"),
+            pl.col("payout_cents").alias("amount_cents"),
+            pl.col("customer_name").alias("name"),
+            pl.col("customer_iban").alias("iban"),
+            pl.lit(None, pl.String).alias("bic"),
+            pl.format("Refund {} order {} ref {}", pl.col("merchant_name"),
+                      pl.coalesce("order_id", "payment_id"), pl.col("refund_ref")).alias("remittance"),
+        )  # fmt: skip
+        xml = build_credit_transfers(
+            bank.platform, transfers, msg_id=msg_id, payment_info_id=pmt_id, execution_date=when,
+            version=bank.pain001_version, created_at=now,
+        )  # fmt: skip
+        items = transfers.select("end_to_end_id", "amount_cents").with_columns(
+            part["refund_id"], part["merchant_id"], pl.lit(pmt_id).alias("payment_info_id")
+        )
+        payment_file = _write(home, xml, msg_id, PAYOUT, bank.pain001_version, window, seq, when, items)
+        record_payout_file(con, payment_file, actor="weekly run")
+        names.append(payment_file.file_name)
+    skipped = held.select(
+        "merchant_id", pl.format("refund {}: not paid, the IBAN on record is {}", pl.col("refund_ref"),
+                                 pl.col("owner")).alias("skip_reason")
+    )  # fmt: skip
+    return RunFiles(_registry(con, names), skipped)
+
+
+def _pmt_ids(base: str, sequence_types: pl.Series) -> pl.Series:
+    # The direct-debit writer puts each sequence type in its own payment block, named after it.
+    return sequence_types.map_elements(lambda s: ids.with_suffix(base, s), return_dtype=pl.String).alias(
+        "payment_info_id"
+    )
+
+
+def _write(
+    home: Home, xml: bytes, msg_id: str, kind: str, version: str, window: RunWindow, seq: int, on: date,
+    items: pl.DataFrame,
+) -> PaymentFile:  # fmt: skip
+    """Validate, then write atomically (temporary name, fsync, rename) into outbox/pending/."""
+    validation = validate_document(xml)
+    verdict = "valid" if validation.ok else "; ".join(str(e) for e in validation.errors[:20])
+    pending = home.outbox / "pending"
+    pending.mkdir(parents=True, exist_ok=True)
+    name = f"{msg_id}.xml"
+    partial = pending / f".{name}.part"
+    with open(partial, "wb") as fh:
+        fh.write(xml)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.chmod(partial, FILE_MODE)
+    os.replace(partial, pending / name)
+    return PaymentFile(
+        file_id=msg_id, file_name=name, kind=kind, message_type=version, window=window, seq=seq,
+        sha256=hashlib.sha256(xml).hexdigest(), requested_on=on, validation=verdict, items=items,
+    )  # fmt: skip
+
+
+def _registry(con, names: list[str]) -> pl.DataFrame:
+    files = list_files(con)
+    return files.filter(pl.col("file_name").is_in(names))
+
+
+def release(con, home: Home, names: list[str] | None, *, by: str) -> pl.DataFrame:
+    """Release pending files (all when `names` is None): checked against the registry (valid, unchanged
+    since written, no problem), posted in the ledger, then moved to outbox/released/ for the bank."""
+    pending = home.outbox / "pending"
+    released_dir = home.outbox / "released"
+    released_dir.mkdir(parents=True, exist_ok=True)
+    if names is None:
+        names = list_files(con, status="written")["file_name"].to_list()
+    names = [Path(n).name for n in names]
+    on_disk = {n: _sha256(pending / n) for n in names}
+    files = release_files(con, names, by=by, sha256_on_disk=on_disk)
+    for name in files["file_name"].to_list() if not files.is_empty() else []:
+        os.replace(pending / name, released_dir / name)
+    return files
+
+
+def finish_interrupted_releases(con, home: Home) -> list[str]:
+    """Files the ledger says are released but that still lie in pending/ (a release interrupted between
+    the books and the move) are moved on, so the bank gets exactly what the books say was released."""
+    moved = []
+    for name in list_files(con, status="released")["file_name"].to_list():
+        src = home.outbox / "pending" / name
+        if src.exists():
+            os.replace(src, home.outbox / "released" / name)
+            moved.append(name)
+    return moved
+
+
+def _sha256(path: Path) -> str | None:
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None
+
+
+def run_window(week_start: date, run: str = "main") -> RunWindow:
+    """The run of the ISO week starting on `week_start` (a Monday): the main run on Monday collects from
+    every merchant and pays; the midweek run on Thursday collects from twice-weekly merchants only."""
+    year, week, _ = week_start.isocalendar()
+    key = f"{year}-W{week:02d}"
+    if run == "midweek":
+        return RunWindow(key, "midweek", date.fromordinal(week_start.toordinal() + 3), ("twice_weekly",))
+    if run != "main":
+        raise ValueError(f"run must be main or midweek, not {run!r}")
+    return RunWindow(key, "main", week_start)

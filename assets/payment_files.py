@@ -1,0 +1,165 @@
+"""Payment files: the weekly merchant collections (pain.008), the customer payouts (pain.001), and their
+release to the bank."""
+# No `from __future__ import annotations` here: Dagster reads the context and config type hints at runtime.
+
+from datetime import UTC, date, datetime
+
+import dagster as dg
+import polars as pl
+from pydantic import Field
+
+from assets.formatting import markdown_table
+from assets.outbox import finish_interrupted_releases, release, run_window, write_collection_files, write_payout_files
+from assets.refunds import due_refunds
+from ledger.payment_files import file_problems, list_files
+
+# end_offset=1: the current week is a partition from its Monday on, so its run can start that morning.
+weekly_partitions = dg.WeeklyPartitionsDefinition(
+    start_date="2024-01-01", day_offset=1, timezone="Europe/Berlin", end_offset=1
+)
+
+
+class WeeklyRunConfig(dg.Config):
+    """Which run of the week: `main` (Monday: every merchant, and the payouts) or `midweek` (Thursday:
+    twice-weekly merchants' collections)."""
+
+    run: str = "main"
+
+
+class ReleaseConfig(dg.Config):
+    """Which pending files to release (file names; empty with all=True: every pending file) and who releases."""
+
+    files: list[str] = Field(default_factory=list)
+    all: bool = False
+    by: str
+
+
+def _files_metadata(files: pl.DataFrame, skipped: pl.DataFrame, week_files: pl.DataFrame) -> dict:
+    shown = files.select("file_name", "msg_id", "n_tx", "ctrl_sum_cents", "requested_on", "validation", "status")
+    return {
+        "files_written": dg.MetadataValue.int(files.height),
+        "transactions": dg.MetadataValue.int(int(files["n_tx"].sum() or 0)),
+        "control_sum_eur": dg.MetadataValue.float(int(files["ctrl_sum_cents"].sum() or 0) / 100),
+        "all_valid": dg.MetadataValue.bool(bool((files["validation"] == "valid").all())),
+        "files": dg.MetadataValue.md(markdown_table(shown)),
+        "skipped": dg.MetadataValue.md(markdown_table(skipped)),
+        "files_of_the_week": dg.MetadataValue.md(
+            markdown_table(week_files.select("file_name", "kind", "n_tx", "ctrl_sum_cents", "status"))
+        ),
+    }
+
+
+def _bank(context):
+    return context.resources.bank.profile()
+
+
+@dg.asset(
+    partitions_def=weekly_partitions,
+    deps=[due_refunds],
+    group_name="payment_files",
+    kinds={"xml", "duckdb"},
+    owners=["team:finance-ops"],
+    required_resource_keys={"ledger", "home", "bank"},
+)
+def merchant_collections(context: dg.AssetExecutionContext, config: WeeklyRunConfig) -> dg.MaterializeResult:
+    """SEPA Core direct debits (pain.008) collecting from each own-account merchant the payouts of its
+    refunds due by the week's Monday: one per merchant (per refund, with the fee, for per-refund merchants),
+    FRST on a mandate's first use, RCUR after, collected on a TARGET2 business day. Merchants without a valid
+    IBAN or mandate are reported and skipped. A re-run writes nothing for refunds already collected."""
+    window = run_window(date.fromisoformat(context.partition_key), config.run)
+    bank = _bank(context)
+    home = context.resources.home.home
+    with context.resources.ledger.connect() as con:
+        run = write_collection_files(con, home, bank, window, datetime.now(UTC))
+        if bank.auto_release and not run.written.is_empty():
+            release(con, home, run.written["file_name"].to_list(), by="schedule (auto-release)")
+        week = list_files(con, partition_key=window.partition_key)
+    for row in run.skipped.iter_rows(named=True):
+        context.log.warning(f"merchant {row['merchant_id']} not collected from: {row['skip_reason']}")
+    return dg.MaterializeResult(
+        metadata={"week": window.partition_key, "run": window.run_label,
+                  **_files_metadata(run.written, run.skipped, week.filter(pl.col("kind") == "collection"))}
+    )  # fmt: skip
+
+
+@dg.asset(
+    partitions_def=weekly_partitions,
+    deps=[merchant_collections],
+    group_name="payment_files",
+    kinds={"xml", "duckdb"},
+    owners=["team:finance-ops"],
+    required_resource_keys={"ledger", "home", "bank"},
+)
+def customer_payouts(context: dg.AssetExecutionContext, config: WeeklyRunConfig) -> dg.MaterializeResult:
+    """SEPA credit transfers (pain.001) paying each customer whose refund is due and whose money is secured
+    (integrated balance, or the merchant's collection booked, or released for merchants paid on release).
+    One transfer per refund, EndToEndId derived from the refund, executed on a TARGET2 business day. Nothing
+    is paid to the platform's or a merchant's own account. A re-run never pays a refund twice."""
+    window = run_window(date.fromisoformat(context.partition_key), config.run)
+    bank = _bank(context)
+    home = context.resources.home.home
+    with context.resources.ledger.connect() as con:
+        run = write_payout_files(con, home, bank, window, datetime.now(UTC))
+        if bank.auto_release and not run.written.is_empty():
+            release(con, home, run.written["file_name"].to_list(), by="schedule (auto-release)")
+        week = list_files(con, partition_key=window.partition_key)
+    return dg.MaterializeResult(
+        metadata={"week": window.partition_key, "run": window.run_label,
+                  **_files_metadata(run.written, run.skipped, week.filter(pl.col("kind") == "payout"))}
+    )  # fmt: skip
+
+
+@dg.asset(
+    deps=[merchant_collections, customer_payouts],
+    group_name="payment_files",
+    kinds={"xml", "duckdb"},
+    owners=["team:finance-ops"],
+    required_resource_keys={"ledger", "home"},
+)
+def released_payment_files(context: dg.AssetExecutionContext, config: ReleaseConfig) -> dg.MaterializeResult:
+    """Payment files released to the bank: checked (XSD-valid, unchanged since written, control sums equal
+    to the ledger, no refund in two files), posted in the ledger, and moved from outbox/pending/ to
+    outbox/released/, the folder the bank upload reads. Launch it with the files to release and your name."""
+    if not config.all and not config.files:
+        raise dg.Failure("name the files to release, or set all: true")
+    home = context.resources.home.home
+    with context.resources.ledger.connect() as con:
+        finished = finish_interrupted_releases(con, home)
+        files = release(con, home, None if config.all else config.files, by=config.by)
+    shown = files.select("file_name", "kind", "n_tx", "ctrl_sum_cents") if not files.is_empty() else files
+    return dg.MaterializeResult(
+        metadata={
+            "released": dg.MetadataValue.int(files.height),
+            "released_by": config.by,
+            "control_sum_eur": dg.MetadataValue.float(
+                int(files["ctrl_sum_cents"].sum() or 0) / 100 if not files.is_empty() else 0.0
+            ),
+            "files": dg.MetadataValue.md(markdown_table(shown)),
+            "interrupted_releases_finished": dg.MetadataValue.int(len(finished)),
+        }
+    )
+
+
+def _file_check(asset: dg.AssetsDefinition, name: str, kind: str, problem_like: str, description: str):
+    @dg.asset_check(asset=asset, name=name, required_resource_keys={"ledger"}, blocking=True, description=description)
+    def _check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        with context.resources.ledger.connect() as con:
+            problems = file_problems(con)
+            names = list_files(con).filter(pl.col("kind") == kind)["file_name"]
+        found = problems.filter(pl.col("file_name").is_in(names) & pl.col("problem").str.starts_with(problem_like))
+        return dg.AssetCheckResult(
+            passed=found.is_empty(), metadata={"problems": dg.MetadataValue.md(markdown_table(found))}
+        )
+
+    return _check
+
+
+file_checks = [
+    _file_check(asset, name, kind, prefix, description)
+    for asset, kind in ((merchant_collections, "collection"), (customer_payouts, "payout"))
+    for name, prefix, description in (
+        ("xsd_valid", "not valid against its XSD", "Every file is valid against its official XSD."),
+        ("control_sums_match_ledger", "control sum", "CtrlSum equals its transactions and the ledger's amounts."),
+        ("no_refund_in_two_files", "also in another file", "No refund or collection is in two live files."),
+    )
+]
