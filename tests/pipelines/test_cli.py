@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+from datetime import date, datetime
 from pathlib import Path
 
 import dagster as dg
+import polars as pl
 import pytest
 
 from pipelines.settings import Home
+from sepa.pain001 import build_credit_transfers
+from sepa.parties import Party
 from tests.conftest import small_export
 
 PAYOUTS = str(Path(sys.executable).parent / "payouts")
@@ -138,3 +143,51 @@ def test_every_command_has_help_with_an_example(home: Home) -> None:
                     ["refunds", "set-status"], ["refunds", "bank-details"], ["ledger", "balances"],
                     ["rejects", "list"], ["notifications", "list"], ["generate"], ["demo"]):  # fmt: skip
         assert "Example:" in payouts(home, *command, "--help").stdout, command
+
+
+def test_weekly_run_writes_validates_and_releases_files(loaded: Home) -> None:
+    """`payouts run weekly` writes the week's collection file through Dagster; it validates; a second
+    run writes nothing new; `payouts files release` hands it to the bank folder and records who did."""
+    payouts(loaded, "run", "weekly", "--week", "2024-W21")
+    files = json_lines(payouts(loaded, "files", "list", "--json").stdout)
+    assert [(f["kind"], f["message_type"], f["n_tx"], f["ctrl_sum_cents"], f["status"]) for f in files] == [
+        ("collection", "pain.008.001.02", 1, 5000, "written")]  # fmt: skip
+    name = files[0]["file_name"]
+    pending = loaded.outbox / "pending" / name
+    checked = payouts(loaded, "files", "validate", str(pending))
+    assert checked.stdout.strip() == f"{name}: valid pain.008.001.02"
+
+    payouts(loaded, "run", "weekly", "--week", "2024-W21")
+    assert json_lines(payouts(loaded, "files", "list", "--json").stdout) == files
+
+    refused = payouts(loaded, "files", "release", "--all", ok=False)
+    assert refused.returncode == 2 and "--by" in refused.stderr
+    payouts(loaded, "files", "release", "--all", "--by", "alice")
+    released = json_lines(payouts(loaded, "files", "list", "--json").stdout)[0]
+    assert (released["status"], released["released_by"]) == ("released", "alice")
+    assert not pending.exists() and (loaded.outbox / "released" / name).exists()
+    accounts = {
+        r["account"]: r["balance_cents"] for r in json_lines(payouts(loaded, "ledger", "balances", "--json").stdout)
+    }
+    assert accounts["platform:collections_in_transit"] == 5000 and accounts["merchant:M1:receivable"] == 0
+
+
+def test_validate_names_the_element_and_line_of_each_error(home: Home, tmp_path: Path) -> None:
+    """A payment file with a broken IBAN fails validation with exit status 1, naming line and element."""
+    good = tmp_path / "good.xml"
+
+    xml = build_credit_transfers(
+        Party("Refund Platform GmbH", "DE75512108001245126199", "SOGEDEFFXXX"),
+        pl.DataFrame({"end_to_end_id": ["E1"], "amount_cents": [1234], "name": ["Anna"],
+                      "iban": ["DE02120300000000202051"], "bic": [None], "remittance": ["Refund"]},
+                     schema_overrides={"bic": pl.String}),
+        msg_id="PO-TEST-0001", payment_info_id="PO-TEST-0001-1", execution_date=date(2024, 5, 21),
+        version="pain.001.001.03", created_at=datetime(2024, 5, 20, 6, 0),
+    )  # fmt: skip
+    good.write_bytes(xml)
+    assert payouts(home, "files", "validate", str(good)).returncode == 0
+    bad = tmp_path / "bad.xml"
+    bad.write_bytes(xml.replace(b"DE02120300000000202051", b"DE02 1203"))
+    done = payouts(home, "files", "validate", str(bad), ok=False)
+    assert done.returncode == 1
+    assert re.search(r"bad\.xml: line \d+: .*IBAN.*'DE02 1203'", done.stdout), done.stdout
