@@ -141,7 +141,8 @@ def test_notifications_name_their_refund(loaded: Home) -> None:
 def test_every_command_has_help_with_an_example(home: Home) -> None:
     for command in (["import"], ["run", "nightly"], ["refunds", "list"], ["refunds", "history"],
                     ["refunds", "set-status"], ["refunds", "bank-details"], ["ledger", "balances"],
-                    ["rejects", "list"], ["notifications", "list"], ["generate"], ["demo"]):  # fmt: skip
+                    ["rejects", "list"], ["notifications", "list"], ["generate"], ["demo"],
+                    ["run", "weekly"], ["files", "list"], ["files", "release"], ["files", "validate"], ["ui"]):  # fmt: skip
         assert "Example:" in payouts(home, *command, "--help").stdout, command
 
 
