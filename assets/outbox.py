@@ -77,14 +77,10 @@ def write_collection_files(con, home: Home, bank: BankProfile, window: RunWindow
     collections, covered = plan_collections(
         con, refunds, window, collection_date=when, per_refund_fee_cents=bank.per_refund_fee_cents
     )
-    names = []
-    for part in split_frame(collections, bank.max_transactions_per_file):
-        seq = next_seq(con, window, COLLECTION)
-        msg_id = ids.msg_id("pain.008", window.partition_key, seq)
-        pmt_id = ids.payment_info_id(msg_id, 1)
+
+    def build(part: pl.DataFrame, msg_id: str, pmt_id: str) -> tuple[bytes, pl.DataFrame]:
         debits = part.select(
-            pl.col("collection_id").map_elements(lambda c: ids.end_to_end_id(c, "collection"), return_dtype=pl.String)
-            .alias("end_to_end_id"),
+            _end_to_end_ids("collection_id", "collection"),
             "amount_cents",
             pl.col("merchant_name").alias("name"),
             "iban",
@@ -93,7 +89,7 @@ def write_collection_files(con, home: Home, bank: BankProfile, window: RunWindow
             "mandate_signed_on",
             "sequence_type",
             pl.format("Refunds {} {}", pl.lit(window.partition_key), pl.col("merchant_id")).alias("remittance"),
-        )  # fmt: skip
+        )
         xml = build_direct_debits(
             bank.platform, debits, msg_id=msg_id, payment_info_id=pmt_id, collection_date=when,
             version=bank.pain008_version, created_at=now,
@@ -101,9 +97,12 @@ def write_collection_files(con, home: Home, bank: BankProfile, window: RunWindow
         items = debits.select("end_to_end_id", "amount_cents").with_columns(
             part["collection_id"], part["merchant_id"], _pmt_ids(pmt_id, part["sequence_type"])
         )
-        payment_file = _write(home, xml, msg_id, COLLECTION, bank.pain008_version, window, seq, when, items)
-        record_collection_file(con, payment_file, part, covered)
-        names.append(payment_file.file_name)
+        return xml, items
+
+    names = _write_in_files(
+        con, home, bank, window, COLLECTION, collections, version=bank.pain008_version, on=when, build=build,
+        record=lambda payment_file, part: record_collection_file(con, payment_file, part, covered),
+    )  # fmt: skip
     return RunFiles(_registry(con, names), skipped)
 
 
@@ -111,14 +110,10 @@ def write_payout_files(con, home: Home, bank: BankProfile, window: RunWindow, no
     """One SEPA credit transfer per refund whose money is secured, in as many pain.001 files as needed."""
     payable, held = hold_unpayable(con, payable_refunds(con, window), [bank.platform.iban], actor="weekly run")
     when = next_business_day(window.cutoff)
-    names = []
-    for part in split_frame(payable, bank.max_transactions_per_file):
-        seq = next_seq(con, window, PAYOUT)
-        msg_id = ids.msg_id("pain.001", window.partition_key, seq)
-        pmt_id = ids.payment_info_id(msg_id, 1)
+
+    def build(part: pl.DataFrame, msg_id: str, pmt_id: str) -> tuple[bytes, pl.DataFrame]:
         transfers = part.select(
-            pl.col("refund_id").map_elements(lambda r: ids.end_to_end_id(r, "payout"), return_dtype=pl.String)
-            .alias("end_to_end_id"),
+            _end_to_end_ids("refund_id", "payout"),
             pl.col("payout_cents").alias("amount_cents"),
             pl.col("customer_name").alias("name"),
             pl.col("customer_iban").alias("iban"),
@@ -133,14 +128,42 @@ def write_payout_files(con, home: Home, bank: BankProfile, window: RunWindow, no
         items = transfers.select("end_to_end_id", "amount_cents").with_columns(
             part["refund_id"], part["merchant_id"], pl.lit(pmt_id).alias("payment_info_id")
         )
-        payment_file = _write(home, xml, msg_id, PAYOUT, bank.pain001_version, window, seq, when, items)
-        record_payout_file(con, payment_file, actor="weekly run")
-        names.append(payment_file.file_name)
+        return xml, items
+
+    names = _write_in_files(
+        con, home, bank, window, PAYOUT, payable, version=bank.pain001_version, on=when, build=build,
+        record=lambda payment_file, _part: record_payout_file(con, payment_file, actor="weekly run"),
+    )  # fmt: skip
     skipped = held.select(
         "merchant_id", pl.format("refund {}: not paid, the IBAN on record is {}", pl.col("refund_ref"),
                                  pl.col("owner")).alias("skip_reason")
     )  # fmt: skip
     return RunFiles(_registry(con, names), skipped)
+
+
+def _write_in_files(
+    con, home: Home, bank: BankProfile, window: RunWindow, kind: str, rows: pl.DataFrame, *, version: str,
+    on: date, build, record,
+) -> list[str]:  # fmt: skip
+    """Cut `rows` into files within the bank's limit; build, validate, write and record each in turn."""
+    names = []
+    for part in split_frame(rows, bank.max_transactions_per_file):
+        seq = next_seq(con, window, kind)
+        msg_id = ids.msg_id(version[:8], window.partition_key, seq)
+        pmt_id = ids.payment_info_id(msg_id, 1)
+        xml, items = build(part, msg_id, pmt_id)
+        payment_file = _write(home, xml, msg_id, kind, version, window, seq, on, items)
+        record(payment_file, part)
+        names.append(payment_file.file_name)
+    return names
+
+
+def _end_to_end_ids(column: str, purpose: str) -> pl.Expr:
+    return (
+        pl.col(column)
+        .map_elements(lambda v: ids.end_to_end_id(v, purpose), return_dtype=pl.String)
+        .alias("end_to_end_id")
+    )
 
 
 def _pmt_ids(base: str, sequence_types: pl.Series) -> pl.Series:

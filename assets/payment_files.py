@@ -49,64 +49,49 @@ def _files_metadata(files: pl.DataFrame, skipped: pl.DataFrame, week_files: pl.D
     }
 
 
-def _bank(context):
-    return context.resources.bank.profile()
+def _write_week(context: dg.AssetExecutionContext, run: str, writer, kind: str) -> dg.MaterializeResult:
+    """Write one kind of the week's files (auto-released when the bank profile says so) and describe them."""
+    window = run_window(date.fromisoformat(context.partition_key), run)
+    bank = context.resources.bank.profile()
+    home = context.resources.home.home
+    with context.resources.ledger.connect() as con:
+        written = writer(con, home, bank, window, datetime.now(UTC))
+        if bank.auto_release and not written.written.is_empty():
+            release(con, home, written.written["file_name"].to_list(), by="schedule (auto-release)")
+        week = list_files(con, partition_key=window.partition_key).filter(pl.col("kind") == kind)
+    for row in written.skipped.iter_rows(named=True):
+        context.log.warning(f"merchant {row['merchant_id']}: {row['skip_reason']}")
+    return dg.MaterializeResult(
+        metadata={"week": window.partition_key, "run": window.run_label,
+                  **_files_metadata(written.written, written.skipped, week)}
+    )  # fmt: skip
 
 
-@dg.asset(
-    partitions_def=weekly_partitions,
-    deps=[due_refunds],
-    group_name="payment_files",
-    kinds={"xml", "duckdb"},
-    owners=["team:finance-ops"],
-    required_resource_keys={"ledger", "home", "bank"},
-)
+_FILE_ASSET = {
+    "partitions_def": weekly_partitions,
+    "group_name": "payment_files",
+    "kinds": {"xml", "duckdb"},
+    "owners": ["team:finance-ops"],
+    "required_resource_keys": {"ledger", "home", "bank"},
+}
+
+
+@dg.asset(deps=[due_refunds], **_FILE_ASSET)
 def merchant_collections(context: dg.AssetExecutionContext, config: WeeklyRunConfig) -> dg.MaterializeResult:
     """SEPA Core direct debits (pain.008) collecting from each own-account merchant the payouts of its
     refunds due by the week's Monday: one per merchant (per refund, with the fee, for per-refund merchants),
     FRST on a mandate's first use, RCUR after, collected on a TARGET2 business day. Merchants without a valid
     IBAN or mandate are reported and skipped. A re-run writes nothing for refunds already collected."""
-    window = run_window(date.fromisoformat(context.partition_key), config.run)
-    bank = _bank(context)
-    home = context.resources.home.home
-    with context.resources.ledger.connect() as con:
-        run = write_collection_files(con, home, bank, window, datetime.now(UTC))
-        if bank.auto_release and not run.written.is_empty():
-            release(con, home, run.written["file_name"].to_list(), by="schedule (auto-release)")
-        week = list_files(con, partition_key=window.partition_key)
-    for row in run.skipped.iter_rows(named=True):
-        context.log.warning(f"merchant {row['merchant_id']} not collected from: {row['skip_reason']}")
-    return dg.MaterializeResult(
-        metadata={"week": window.partition_key, "run": window.run_label,
-                  **_files_metadata(run.written, run.skipped, week.filter(pl.col("kind") == "collection"))}
-    )  # fmt: skip
+    return _write_week(context, config.run, write_collection_files, "collection")
 
 
-@dg.asset(
-    partitions_def=weekly_partitions,
-    deps=[merchant_collections],
-    group_name="payment_files",
-    kinds={"xml", "duckdb"},
-    owners=["team:finance-ops"],
-    required_resource_keys={"ledger", "home", "bank"},
-)
+@dg.asset(deps=[merchant_collections], **_FILE_ASSET)
 def customer_payouts(context: dg.AssetExecutionContext, config: WeeklyRunConfig) -> dg.MaterializeResult:
     """SEPA credit transfers (pain.001) paying each customer whose refund is due and whose money is secured
     (integrated balance, or the merchant's collection booked, or released for merchants paid on release).
     One transfer per refund, EndToEndId derived from the refund, executed on a TARGET2 business day. Nothing
     is paid to the platform's or a merchant's own account. A re-run never pays a refund twice."""
-    window = run_window(date.fromisoformat(context.partition_key), config.run)
-    bank = _bank(context)
-    home = context.resources.home.home
-    with context.resources.ledger.connect() as con:
-        run = write_payout_files(con, home, bank, window, datetime.now(UTC))
-        if bank.auto_release and not run.written.is_empty():
-            release(con, home, run.written["file_name"].to_list(), by="schedule (auto-release)")
-        week = list_files(con, partition_key=window.partition_key)
-    return dg.MaterializeResult(
-        metadata={"week": window.partition_key, "run": window.run_label,
-                  **_files_metadata(run.written, run.skipped, week.filter(pl.col("kind") == "payout"))}
-    )  # fmt: skip
+    return _write_week(context, config.run, write_payout_files, "payout")
 
 
 @dg.asset(

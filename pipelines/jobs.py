@@ -62,25 +62,25 @@ def release_run_config(by: str, files: list[str] | None = None) -> dict:
     return {"ops": {"released_payment_files": {"config": {"by": by, "files": files or [], "all": files is None}}}}
 
 
-@dg.schedule(
-    job=weekly_job,
-    cron_schedule="0 6 * * 1",
-    execution_timezone="Europe/Berlin",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-)
-def weekly_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-    """Mondays at 06:00 Berlin time, for that week."""
-    key = weekly_partitions.get_partition_key_for_timestamp(context.scheduled_execution_time.timestamp())
-    return dg.RunRequest(run_key=f"weekly-{key}", partition_key=key, run_config=weekly_run_config("main"))
+def _weekly_schedule(name: str, cron: str, run: str, description: str) -> dg.ScheduleDefinition:
+    @dg.schedule(
+        name=name,
+        job=weekly_job,
+        cron_schedule=cron,
+        execution_timezone="Europe/Berlin",
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description=description,
+    )
+    def _schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+        key = weekly_partitions.get_partition_key_for_timestamp(context.scheduled_execution_time.timestamp())
+        return dg.RunRequest(run_key=f"{run}-{key}", partition_key=key, run_config=weekly_run_config(run))
+
+    return _schedule
 
 
-@dg.schedule(
-    job=weekly_job,
-    cron_schedule="0 6 * * 4",
-    execution_timezone="Europe/Berlin",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
+weekly_schedule = _weekly_schedule(
+    "weekly_schedule", "0 6 * * 1", "main", "Mondays at 06:00 Berlin time, for that week."
 )
-def midweek_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-    """Thursdays at 06:00 Berlin time: the second collection of twice-weekly merchants."""
-    key = weekly_partitions.get_partition_key_for_timestamp(context.scheduled_execution_time.timestamp())
-    return dg.RunRequest(run_key=f"midweek-{key}", partition_key=key, run_config=weekly_run_config("midweek"))
+midweek_schedule = _weekly_schedule(
+    "midweek_schedule", "0 6 * * 4", "midweek", "Thursdays at 06:00: the second collection of twice-weekly merchants."
+)
