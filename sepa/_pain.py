@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import date, datetime
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 
 import polars as pl
 from lxml import etree
@@ -57,13 +57,16 @@ def check_ids(**ids: str) -> None:
 
 def check_frame(frame: pl.DataFrame, columns: dict[str, type[pl.DataType]], nullable: set[str]) -> None:
     """Raise ValueError unless `frame` has rows, the columns and types asked for, no nulls where none may be,
-    positive amounts within the EPC limit, and unique, SEPA-safe EndToEndIds."""
+    positive amounts within the EPC limit, EUR in a `currency` column if there is one, and unique, SEPA-safe
+    EndToEndIds."""
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise ValueError(f"missing columns: {', '.join(missing)}")
     if frame.is_empty():
         raise ValueError("no rows: a payment file needs at least one transaction")
-    wrong = [f"{c} is {frame.schema[c]}" for c, kind in columns.items() if not _type_ok(frame.schema[c], kind, c in nullable)]
+    wrong = [
+        f"{c} is {frame.schema[c]}" for c, kind in columns.items() if not _type_ok(frame.schema[c], kind, c in nullable)
+    ]
     if wrong:
         raise ValueError(f"wrong column types: {', '.join(wrong)}")
     nulls = [c for c in columns if c not in nullable and frame[c].null_count()]
@@ -71,6 +74,11 @@ def check_frame(frame: pl.DataFrame, columns: dict[str, type[pl.DataType]], null
         raise ValueError(f"null values in: {', '.join(nulls)}")
 
     problems: list[str] = []
+    if "currency" in frame.columns:  # optional: where the caller carries the currency, it must be EUR
+        for e2e, currency in (
+            frame.filter(pl.col("currency").ne_missing("EUR")).select("end_to_end_id", "currency").iter_rows()
+        ):
+            problems.append(f"{e2e}: currency {currency!r} is not EUR")
     bad_amounts = frame.filter((pl.col("amount_cents") < 1) | (pl.col("amount_cents") > MAX_AMOUNT_CENTS))
     for e2e, cents in bad_amounts.select("end_to_end_id", "amount_cents").iter_rows():
         problems.append(f"{e2e}: amount_cents {cents} is not between 1 and {MAX_AMOUNT_CENTS}")
@@ -104,7 +112,10 @@ def creation_time(created_at: datetime) -> str:
 
 def parse_cents(text: str | None) -> int:
     """`'1234.50'` -> 123450, exactly (no floats)."""
-    cents = Decimal(text or "") * 100
+    try:
+        cents = Decimal(text or "") * 100
+    except InvalidOperation as exc:
+        raise FileIntegrityError(f"amount {text!r} is not a number") from exc
     if cents != cents.to_integral_value():
         raise FileIntegrityError(f"amount {text!r} has more than two decimals")
     return int(cents)
@@ -141,8 +152,13 @@ def finish(
         block.find(f"{ns}PmtInfId").text = pmt_inf_id(block, ns)
         txs = block.findall(f"{ns}{tx_tag}")
         cents = sum(parse_cents(amount.text) for amount in block.iter(f"{ns}InstdAmt"))
-        if int(block.findtext(f"{ns}NbOfTxs") or -1) != len(txs) or parse_cents(block.findtext(f"{ns}CtrlSum")) != cents:
-            raise FileIntegrityError(f"PmtInf {block.findtext(f'{ns}PmtInfId')}: NbOfTxs/CtrlSum do not match its payments")
+        if (
+            int(block.findtext(f"{ns}NbOfTxs") or -1) != len(txs)
+            or parse_cents(block.findtext(f"{ns}CtrlSum")) != cents
+        ):
+            raise FileIntegrityError(
+                f"PmtInf {block.findtext(f'{ns}PmtInfId')}: NbOfTxs/CtrlSum do not match its payments"
+            )
         if block.findtext(_qualify(date_path, ns)) != expected_date.isoformat():
             raise FileIntegrityError(f"PmtInf {block.findtext(f'{ns}PmtInfId')}: date is not {expected_date}")
         total_count += len(txs)

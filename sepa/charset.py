@@ -25,7 +25,8 @@ _CAPS_RE = re.compile(r"[ÄÖÜẞßÆŒĲ](?=[A-ZÄÖÜÆŒ])|(?<=[A-ZÄÖÜÆ�
 # Letters unidecode gets wrong for a bank file: the schwa as @ (which would become "(at)"), glottal stops as [?].
 _LETTER_OVERRIDES = {"Ə": "E", "ə": "e", "Ǝ": "E", "ǝ": "e", "Ʌ": "V", "ʌ": "v", "Ɂ": "'", "ɂ": "'"}
 
-# ASCII outside the EPC set, mapped to the nearest character inside it; anything not listed becomes a space.
+# Characters outside the EPC set mapped to their nearest neighbour inside it; anything not listed (and not a
+# letter) becomes a space.
 _ASCII_NEIGHBOURS = {
     "&": "+",
     "_": "-",

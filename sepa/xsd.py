@@ -132,7 +132,7 @@ def validate_document(data: bytes, *, extra_xsd_dirs: Iterable[Path | str] = ())
     try:
         root = etree.fromstring(data, parser)
     except etree.XMLSyntaxError as exc:
-        return Validation(message_type_of(data), _syntax_errors(exc))
+        return Validation(message_type_of(data), _syntax_errors(exc, parser))
     tree = root.getroottree()
     if tree.docinfo.doctype or tree.docinfo.internalDTD is not None:
         # Bank files never need a DTD; one with entities is how XXE and entity-expansion attacks arrive.
@@ -162,11 +162,15 @@ def validate_document(data: bytes, *, extra_xsd_dirs: Iterable[Path | str] = ())
     return Validation(message_type, errors)
 
 
-def _syntax_errors(exc: etree.XMLSyntaxError) -> list[XsdError]:
-    entries = [e for e in exc.error_log if e.level >= etree.ErrorLevels.ERROR] or list(exc.error_log)
+def _syntax_errors(exc: etree.XMLSyntaxError, parser: etree.XMLParser) -> list[XsdError]:
+    # The parser's own log: the exception's copy of the thread's log may hold earlier, unrelated errors.
+    log = parser.error_log
+    entries = [e for e in log if e.level >= etree.ErrorLevels.ERROR] or list(log)
     if not entries:
         return [XsdError(exc.lineno or 1, "(document)", None, f"not well-formed XML: {exc.msg}")]
-    return [XsdError(e.line or 1, "(document)", None, f"not well-formed XML: {e.message}") for e in entries[:MAX_ERRORS]]
+    return [
+        XsdError(e.line or 1, "(document)", None, f"not well-formed XML: {e.message}") for e in entries[:MAX_ERRORS]
+    ]
 
 
 def _path(element: etree._Element) -> str:
@@ -199,10 +203,19 @@ _REWRITES: list[tuple[re.Pattern[str], str]] = [
         r"is \1 characters long, at least \2 required",
     ),
     (re.compile(r"The value '.*?' is not an element of the set \{(.*)\}\.$", re.S), r"is not one of \1"),
-    (re.compile(r"^'.*?' is not a valid value of the (?:atomic|union|list) type '(.*)'\.$", re.S), r"is not a valid \1"),
-    (re.compile(r"This element is not expected\. Expected is (?:one of )?\( ?(.*?) ?\)\.$"), r"not expected here; expected \1"),
+    (
+        re.compile(r"^'.*?' is not a valid value of the (?:atomic|union|list) type '(.*)'\.$", re.S),
+        r"is not a valid \1",
+    ),
+    (
+        re.compile(r"This element is not expected\. Expected is (?:one of )?\( ?(.*?) ?\)\.$"),
+        r"not expected here; expected \1",
+    ),
     (re.compile(r"This element is not expected\.$"), "not expected here"),
-    (re.compile(r"Missing child element\(s\)\. Expected is (?:one of )?\( ?(.*?) ?\)\.$"), r"missing child element: \1"),
+    (
+        re.compile(r"Missing child element\(s\)\. Expected is (?:one of )?\( ?(.*?) ?\)\.$"),
+        r"missing child element: \1",
+    ),
 ]
 
 

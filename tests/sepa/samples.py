@@ -57,8 +57,9 @@ def parse(data: bytes) -> tuple[etree._Element, dict[str, str]]:
 
 
 def texts(root: etree._Element, ns: dict[str, str], path: str) -> list[str]:
-    """The texts of every element matching `path` (with `p:` prefixes)."""
-    return [e.text or "" for e in root.xpath(path, namespaces=ns)]
+    """The texts of every element or attribute matching `path` (with `p:` prefixes)."""
+    found = root.xpath(path, namespaces=ns)
+    return [str(e) if isinstance(e, str) else (e.text or "") for e in found]  # attributes come back as strings
 
 
 def cents(text: str) -> int:

@@ -9,7 +9,13 @@ from sepa.creditor_id import creditor_id_problem, normalise_creditor_id
 
 @pytest.mark.parametrize(
     "cid",
-    ["DE98ZZZ09999999999", "de98 zzz0 9999 9999 99", " DE98ZZZ09999999999\n", "ES23ZZZ47690558N", "NL42ZZZ123456780001"],
+    [
+        "DE98ZZZ09999999999",
+        "de98 zzz0 9999 9999 99",
+        " DE98ZZZ09999999999\n",
+        "ES23ZZZ47690558N",
+        "NL42ZZZ123456780001",
+    ],
 )
 def test_valid_creditor_ids(cid: str) -> None:
     assert creditor_id_problem(cid) is None

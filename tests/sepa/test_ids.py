@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import pytest
 from hypothesis import assume, given
@@ -66,7 +67,7 @@ def test_with_suffix_keeps_a_safe_base_and_never_cuts_the_suffix() -> None:
         (with_suffix, ("base", "no spaces allowed")),
     ],
 )
-def test_bad_arguments_are_refused(call, args) -> None:  # noqa: ANN001
+def test_bad_arguments_are_refused(call: Callable[..., str], args: tuple[object, ...]) -> None:
     with pytest.raises(ValueError):
         call(*args)
 
