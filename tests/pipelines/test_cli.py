@@ -36,6 +36,14 @@ def json_lines(text: str) -> list[dict]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
+HELPED = [
+    ["import"], ["run", "nightly"], ["run", "weekly"], ["refunds", "list"], ["refunds", "history"],
+    ["refunds", "set-status"], ["refunds", "bank-details"], ["ledger", "balances"], ["rejects", "list"],
+    ["notifications", "list"], ["files", "list"], ["files", "release"], ["files", "validate"], ["generate"],
+    ["demo"], ["ui"],
+]  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory: pytest.TempPathFactory) -> Home:
     """The small export imported and the nightly run done for 2024-05-20, once per module."""
@@ -139,10 +147,7 @@ def test_notifications_name_their_refund(loaded: Home) -> None:
 
 
 def test_every_command_has_help_with_an_example(home: Home) -> None:
-    for command in (["import"], ["run", "nightly"], ["refunds", "list"], ["refunds", "history"],
-                    ["refunds", "set-status"], ["refunds", "bank-details"], ["ledger", "balances"],
-                    ["rejects", "list"], ["notifications", "list"], ["generate"], ["demo"],
-                    ["run", "weekly"], ["files", "list"], ["files", "release"], ["files", "validate"], ["ui"]):  # fmt: skip
+    for command in HELPED:
         assert "Example:" in payouts(home, *command, "--help").stdout, command
 
 
