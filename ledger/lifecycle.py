@@ -49,7 +49,8 @@ TRANSITIONS: dict[Status | None, frozenset[Status]] = {
     # `open` hands a refund back to the pipeline: the nightly run schedules it again.
     S.OPEN: frozenset({S.SCHEDULED, S.DUE, S.AWAITING_BANK_DETAILS, S.BLOCKED}),
     S.IN_PROGRESS: frozenset(),
-    S.COMPLETED: frozenset(),
+    # A bank can return a transfer days after booking it.
+    S.COMPLETED: frozenset({S.RETURNED, S.AWAITING_BANK_DETAILS}),
     S.REJECTED: frozenset(),
     S.ALREADY_REFUNDED: frozenset(),
 }

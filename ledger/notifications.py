@@ -14,6 +14,7 @@ TEMPLATES = {
     "refund_scheduled": "customer",
     "bank_details_needed": "customer",
     "instalments_cancelled": "customer",
+    "refund_returned": "customer",
     "refund_refused": "merchant",
     "balance_insufficient": "merchant",
 }

@@ -118,3 +118,30 @@ class RefundView(pa.DataFrameModel):
     payout_cents: pl.Int64 = pa.Field(ge=0)
     due_on: pl.Date = pa.Field(nullable=True)
     reason: pl.String = pa.Field(nullable=True)
+
+
+class BankLinesIn(pa.DataFrameModel):
+    """Bank lines handed to reconciliation: one per transaction, with each return reason's action."""
+
+    message_type: pl.String = pa.Field(nullable=True)
+    message_id: pl.String = pa.Field(nullable=True)
+    account_iban: pl.String = pa.Field(nullable=True)
+    entry_ref: pl.String = pa.Field(nullable=True)
+    booking_date: pl.Date = pa.Field(nullable=True)
+    value_date: pl.Date = pa.Field(nullable=True)
+    status: pl.String = pa.Field(nullable=True)
+    direction: pl.String = pa.Field(nullable=True, isin=["CRDT", "DBIT"])
+    amount_cents: pl.Int64 = pa.Field(nullable=True, ge=0)
+    currency: pl.String = pa.Field(nullable=True)
+    reversal: pl.Boolean = pa.Field(nullable=True)
+    bank_tx_code: pl.String = pa.Field(nullable=True)
+    end_to_end_id: pl.String = pa.Field(nullable=True)
+    payment_info_id: pl.String = pa.Field(nullable=True)
+    return_reason: pl.String = pa.Field(nullable=True)
+    return_info: pl.String = pa.Field(nullable=True)
+    charges_cents: pl.Int64 = pa.Field(nullable=True, ge=0)
+    counterparty_name: pl.String = pa.Field(nullable=True)
+    counterparty_iban: pl.String = pa.Field(nullable=True)
+    row_problem: pl.String = pa.Field(nullable=True)
+    reason_action: pl.String = pa.Field(nullable=True)
+    reason_text: pl.String = pa.Field(nullable=True)

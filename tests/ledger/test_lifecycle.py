@@ -30,7 +30,8 @@ S = Status
         (S.SENT, S.RETURNED, True),
         (S.RETURNED, S.AWAITING_BANK_DETAILS, True),
         (S.COMPLETED, S.DUE, False),
-        (S.COMPLETED, S.RETURNED, False),
+        (S.COMPLETED, S.RETURNED, True),  # a bank may return a transfer after booking it
+        (S.COMPLETED, S.DUE, False),
         (S.REJECTED, S.SCHEDULED, False),
         (S.IN_FILE, S.OPEN, False),  # money in flight: not by hand
         (S.SENT, S.IN_PROGRESS, False),
@@ -51,10 +52,12 @@ def test_allowed_transitions(src: Status | None, dst: Status, ok: bool) -> None:
 
 
 def test_every_status_has_a_row_and_final_statuses_have_no_way_out() -> None:
-    """Completed, rejected and already refunded are final; every status appears in the table."""
+    """Rejected and already refunded are final; completed leaves only when the bank returns the transfer;
+    every status appears in the table."""
     assert set(TRANSITIONS) == {None, *Status}
-    for final in (S.COMPLETED, S.REJECTED, S.ALREADY_REFUNDED):
+    for final in (S.REJECTED, S.ALREADY_REFUNDED):
         assert TRANSITIONS[final] == frozenset()
+    assert TRANSITIONS[S.COMPLETED] == frozenset({S.RETURNED, S.AWAITING_BANK_DETAILS})
 
 
 def test_money_in_flight_cannot_be_taken_in_hand() -> None:

@@ -1,0 +1,564 @@
+"""Reconciliation: what the banks say happened, matched against what the books say was sent.
+
+A bank file arrives as lines (one per transaction, already read and annotated with each return reason's
+action by the caller). Each line is matched, in this order: by EndToEndId to our payouts and collections;
+batch bookings by PmtInfId or MsgId against the file registry; pain.002 by original message, batch and
+EndToEndId; then by amount, date and name as a proposal a person confirms. Whatever is left goes to the
+exceptions queue with the reason. Every money movement is a transfer with an idempotent id, and every
+line has an identity derived from the bank's own data, so the same file twice, or two overlapping
+statements, book nothing twice.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+from dataclasses import dataclass
+
+import duckdb
+import polars as pl
+
+from ledger import accounts
+from ledger.db import run_with_frames, transaction
+from ledger.lifecycle import change_status
+from ledger.notifications import queue_notifications
+from ledger.postings import post_frames, two_legged_frames
+from ledger.schemas import BankLinesIn
+
+LINE_COLUMNS = [
+    "message_type", "message_id", "account_iban", "entry_ref", "booking_date", "value_date", "status",
+    "direction", "amount_cents", "currency", "reversal", "bank_tx_code", "end_to_end_id", "payment_info_id",
+    "return_reason", "return_info", "charges_cents", "counterparty_name", "counterparty_iban",
+]  # fmt: skip
+ACCEPTED = {"ACCP", "ACSC", "ACSP", "ACTC", "ACWC", "ACCC", "RCVD", "PDNG", "PART"}
+BANK_CHARGES = "platform:bank_charges"
+
+
+@dataclass(frozen=True)
+class Reconciled:
+    """What one bank file did to the books."""
+
+    file_name: str
+    already_imported: bool
+    lines: int
+    new_lines: int
+    matched: int
+    proposed: int
+    exceptions: int
+    ignored: int
+
+
+def conform_lines(lines: pl.DataFrame) -> pl.DataFrame:
+    """The lines in the shape reconciliation expects (missing optional columns null), validated."""
+    schema = BankLinesIn.to_schema()
+    frame = lines.select(
+        [
+            (pl.col(name) if name in lines.columns else pl.lit(None)).cast(column.dtype.type).alias(name)
+            for name, column in schema.columns.items()
+        ]
+    )
+    return BankLinesIn.validate(frame)
+
+
+def line_identity(frame: pl.DataFrame) -> pl.Expr:
+    """A line's id from what the bank says about the transaction (not from the file), so a camt.054 and the
+    camt.053 that repeats its booking, or two overlapping statements, give the same id."""
+    family = (
+        pl.when(pl.col("message_type").str.starts_with("pain.002")).then(pl.lit("status")).otherwise(pl.lit("booking"))
+    )
+    parts = [family] + [
+        pl.col(c).cast(pl.String).fill_null("")
+        for c in ("account_iban", "entry_ref", "end_to_end_id", "payment_info_id", "direction", "amount_cents",
+                  "booking_date", "reversal", "status", "return_reason")
+    ]  # fmt: skip
+    return pl.concat_str(parts, separator="|").map_elements(
+        lambda s: hashlib.sha256(s.encode()).hexdigest()[:32], return_dtype=pl.String
+    )
+
+
+def reconcile_bank_file(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    file_name: str,
+    sha256: str,
+    lines: pl.DataFrame,
+    balance_gaps: list[str] | None = None,
+) -> Reconciled:
+    """Match and book one bank file; all of it in one transaction, none of it twice.
+
+    `lines` has the bank-line columns plus `row_problem` (why a line's money could not be read, or null),
+    `reason_action` (ask_new_iban | retry | escalate | manual | cautious, null for unknown or no reason) and
+    `reason_text`. `balance_gaps` are statement-level problems (opening + entries != closing).
+    """
+    if con.execute("SELECT 1 FROM bank_files WHERE sha256 = ?", [sha256]).fetchone():
+        return Reconciled(file_name, True, lines.height, 0, 0, 0, 0, 0)
+    lines = conform_lines(lines)
+    lines = lines.with_columns(line_identity(lines).alias("line_id"))
+    # The same transaction twice in one file (a duplicate EndToEndId): the first counts, the others wait.
+    lines = lines.with_columns(pl.int_range(pl.len()).over("line_id").alias("_copy"))
+    known = con.execute("SELECT line_id FROM bank_lines").pl()
+    fresh = lines.join(known, on="line_id", how="anti")
+    with transaction(con):
+        decided = _decide(con, fresh)
+        _apply(con, decided, file_name)
+        _store(con, decided, file_name, sha256, balance_gaps or [])
+    counts = decided.group_by("outcome").len()
+    count = dict(counts.iter_rows())
+    result = Reconciled(
+        file_name, False, lines.height, fresh.height, count.get("matched", 0), count.get("proposed", 0),
+        count.get("exception", 0) + len(balance_gaps or []), count.get("ignored", 0),
+    )  # fmt: skip
+    con.execute(
+        "INSERT INTO bank_files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, current_timestamp)",
+        [sha256, file_name, _first(lines, "message_type"), _first(lines, "message_id"), _first(lines, "account_iban"),
+         result.lines, result.new_lines, result.matched, result.proposed, result.exceptions, result.ignored],
+    )  # fmt: skip
+    return result
+
+
+def _first(frame: pl.DataFrame, column: str) -> str | None:
+    values = frame[column].drop_nulls() if column in frame.columns else pl.Series([])
+    return str(values[0]) if len(values) else None
+
+
+def _decide(con: duckdb.DuckDBPyConnection, lines: pl.DataFrame) -> pl.DataFrame:
+    """Each line's outcome, what it matched and what it means (event), as columns."""
+    items = con.execute(
+        "SELECT i.end_to_end_id, i.payment_info_id AS item_pmt_id, i.refund_id, i.collection_id, i.file_id, "
+        "i.amount_cents AS item_cents, f.kind FROM payment_file_items i JOIN payment_files f USING (file_id) "
+        "WHERE f.status IN ('written', 'released', 'acknowledged')"
+    ).pl()
+    is_status = pl.col("message_type").str.starts_with("pain.002")
+    is_return = (
+        pl.col("reversal").fill_null(False)
+        | pl.col("return_reason").is_not_null()
+        | pl.col("bank_tx_code").fill_null("").str.contains(r"/(RRTN|UPDD|RPCR|PRDD)$")
+    )
+    frame = lines.join(items, on="end_to_end_id", how="left").with_columns(
+        is_return.alias("is_return"), is_status.alias("is_status")
+    )
+    payout, collection = pl.col("kind") == "payout", pl.col("kind") == "collection"
+    credit, debit = pl.col("direction") == "CRDT", pl.col("direction") == "DBIT"
+    rjct = pl.col("status") == "RJCT"
+    event = (
+        pl.when(pl.col("is_status") & rjct & pl.col("kind").is_not_null()).then(pl.lit("rejected"))
+        .when(pl.col("is_status") & pl.col("status").is_in(list(ACCEPTED))).then(pl.lit("accepted"))
+        .when(pl.col("is_status")).then(pl.lit(None, pl.String))
+        .when(payout & debit & ~pl.col("is_return")).then(pl.lit("executed"))
+        .when(payout & credit & pl.col("is_return")).then(pl.lit("returned"))
+        .when(collection & credit & ~pl.col("is_return")).then(pl.lit("booked"))
+        .when(collection & debit & pl.col("is_return")).then(pl.lit("returned"))
+    )  # fmt: skip
+    frame = frame.with_columns(event.alias("event"))
+    outcome = (
+        pl.when(pl.col("row_problem").is_not_null()).then(pl.lit("exception"))
+        .when(pl.col("_copy") > 0).then(pl.lit("exception"))
+        .when(~pl.col("is_status") & (pl.col("status") != "BOOK")).then(pl.lit("ignored"))
+        .when(pl.col("event") == "accepted").then(pl.lit("ignored"))
+        .when(pl.col("event").is_not_null()).then(pl.lit("matched"))
+    )  # fmt: skip
+    note = (
+        pl.when(pl.col("row_problem").is_not_null()).then(pl.col("row_problem"))
+        .when(pl.col("_copy") > 0).then(pl.lit("the same transaction appears again in this file: booked once"))
+        .when(~pl.col("is_status") & (pl.col("status") != "BOOK"))
+        .then(pl.format("not booked by the bank ({}): nothing to reconcile yet", pl.col("status")))
+        .when(pl.col("event") == "accepted").then(pl.format("bank accepted the payment ({})", pl.col("status")))
+        .when(pl.col("kind").is_not_null() & pl.col("event").is_null())
+        .then(pl.format("{} {} of our {} is not what the books expect", pl.col("direction"),
+                        pl.col("bank_tx_code").fill_null("(no code)"), pl.col("kind")))
+    )  # fmt: skip
+    frame = frame.with_columns(outcome.alias("outcome"), note.alias("note"))
+    frame = frame.with_columns(
+        pl.when(pl.col("outcome").is_null() & pl.col("kind").is_not_null()).then(pl.lit("exception"))
+        .otherwise(pl.col("outcome")).alias("outcome")
+    )  # fmt: skip
+    return _match_batches_and_propose(con, frame, items)
+
+
+def _match_batches_and_propose(
+    con: duckdb.DuckDBPyConnection, frame: pl.DataFrame, items: pl.DataFrame
+) -> pl.DataFrame:
+    """Lines without an EndToEndId of ours: a batch booking or a group-level status settles a whole file
+    or payment block when the amount agrees; otherwise propose a match by amount, date and name."""
+    done = frame.filter(pl.col("outcome").is_not_null())
+    open_lines = frame.filter(pl.col("outcome").is_null()).drop(
+        "item_pmt_id", "refund_id", "collection_id", "file_id", "item_cents", "kind", "event"
+    )
+    if open_lines.is_empty():
+        return done
+    by_block = items.with_columns(pl.col("item_pmt_id").str.replace(r"-(FRST|RCUR|OOFF|FNAL)$", "").alias("block"))
+    expanded, leftover = [], []
+    for line in open_lines.iter_rows(named=True):
+        group = pl.DataFrame()
+        if line["payment_info_id"]:
+            group = by_block.filter((pl.col("item_pmt_id") == line["payment_info_id"])
+                                    | (pl.col("block") == line["payment_info_id"]))  # fmt: skip
+        if group.is_empty() and line["message_id"] and (line["is_status"] or not line["end_to_end_id"]):
+            group = by_block.filter(pl.col("file_id") == line["message_id"])
+        if not group.is_empty():
+            kind = group["kind"][0]
+            event = _batch_event(line, kind)
+            total = int(group["item_cents"].sum())
+            amount_ok = line["is_status"] or line["amount_cents"] == total
+            if event and amount_ok:
+                rows = group.drop("block").rename({"end_to_end_id": "item_e2e"}).with_columns(
+                    pl.lit(event).alias("event"), pl.lit("matched").alias("outcome"),
+                    pl.lit(f"settles {group.height} transaction(s) of {group['file_id'][0]}").alias("note"),
+                )  # fmt: skip
+                expanded.append((line, rows))
+                continue
+            reason = (f"batch {line['payment_info_id'] or line['message_id']} of ours: amount "
+                      f"{line['amount_cents']} cents, the file says {total}")  # fmt: skip
+            leftover.append({**line, "outcome": "exception", "note": reason})
+            continue
+        leftover.append(line)
+    parts = [done]
+    for line, rows in expanded:
+        # One row per transaction the batch settles; the first keeps the line's identity, the others are
+        # derived from it so each is stored once.
+        base = pl.DataFrame([line], infer_schema_length=None).drop(
+            "end_to_end_id", *[c for c in rows.columns if c in line and c != "item_e2e"]
+        )
+        joined = base.join(rows, how="cross").with_columns(
+            pl.col("item_e2e").alias("end_to_end_id"),
+            pl.format("{}:{}", pl.col("line_id"), pl.col("item_e2e")).map_elements(
+                lambda s: hashlib.sha256(s.encode()).hexdigest()[:32], return_dtype=pl.String
+            ).alias("line_id"),
+        ).drop("item_e2e")  # fmt: skip
+        parts.append(joined.select([c for c in done.columns if c in joined.columns]))
+    if leftover:
+        parts.append(_propose(con, pl.DataFrame(leftover, infer_schema_length=None)))
+    return pl.concat(parts, how="diagonal_relaxed")
+
+
+def _batch_event(line: dict, kind: str) -> str | None:
+    if line["is_status"]:
+        return "rejected" if line["status"] == "RJCT" else ("accepted" if line["status"] in ACCEPTED else None)
+    if line["status"] != "BOOK":
+        return None
+    if kind == "payout":
+        return "executed" if line["direction"] == "DBIT" and not line["is_return"] else None
+    return "booked" if line["direction"] == "CRDT" and not line["is_return"] else None
+
+
+def _propose(con: duckdb.DuckDBPyConnection, lines: pl.DataFrame) -> pl.DataFrame:
+    """Amount, date window and name similarity: a single convincing candidate is proposed, never booked."""
+    open_items = con.execute(
+        "SELECT 'payout' AS cand_kind, r.refund_id AS cand_ref, r.payout_cents AS cand_cents, "
+        "r.customer_name AS cand_name, f.requested_on AS cand_date FROM refunds r "
+        "JOIN payment_file_items i USING (refund_id) JOIN payment_files f USING (file_id) "
+        "WHERE r.status = 'sent' AND f.status IN ('released', 'acknowledged') "
+        "UNION ALL SELECT 'collection', c.collection_id, c.amount_cents, m.name, c.collection_date "
+        "FROM collections c JOIN merchants m USING (merchant_id) WHERE c.status = 'released'"
+    ).pl()
+    outcomes, notes, kinds, refs, scores = [], [], [], [], []
+    for line in lines.iter_rows(named=True):
+        if line.get("outcome"):
+            outcomes.append(line["outcome"])
+            notes.append(line["note"])
+            kinds.append(None)
+            refs.append(None)
+            scores.append(None)
+            continue
+        best = None
+        if line["amount_cents"] is not None and line["status"] == "BOOK":
+            same = open_items.filter(pl.col("cand_cents") == line["amount_cents"])
+            scored = []
+            for cand in same.iter_rows(named=True):
+                score = difflib.SequenceMatcher(
+                    None, (line["counterparty_name"] or "").lower(), (cand["cand_name"] or "").lower()
+                ).ratio()
+                near = line["booking_date"] is None or abs((line["booking_date"] - cand["cand_date"]).days) <= 10
+                if near:
+                    scored.append((score, cand))
+            scored.sort(key=lambda s: -s[0])
+            if scored and scored[0][0] >= 0.6 and (len(scored) == 1 or scored[1][0] < scored[0][0] - 0.1):
+                best = scored[0]
+        if best:
+            outcomes.append("proposed")
+            notes.append(
+                f"proposed: {best[1]['cand_kind']} {best[1]['cand_ref']} (same amount, name {best[0]:.0%} alike)"
+            )
+            kinds.append(best[1]["cand_kind"])
+            refs.append(best[1]["cand_ref"])
+            scores.append(best[0])
+        else:
+            outcomes.append("ignored" if line["status"] not in (None, "BOOK", "RJCT") else "exception")
+            notes.append("no payment or collection of ours matches this line (EndToEndId, batch, amount and name)")
+            kinds.append(None)
+            refs.append(None)
+            scores.append(None)
+    return lines.with_columns(
+        pl.Series("outcome", outcomes, pl.String), pl.Series("note", notes, pl.String),
+        pl.Series("proposed_kind", kinds, pl.String), pl.Series("proposed_ref", refs, pl.String),
+        pl.Series("proposed_score", scores, pl.Float64),
+    )  # fmt: skip
+
+
+def _apply(con: duckdb.DuckDBPyConnection, decided: pl.DataFrame, file_name: str) -> None:
+    """Book what the matched lines mean: transfers, statuses, notifications, exceptions."""
+    matched = decided.filter(pl.col("outcome") == "matched")
+    for event, kind, handler in (
+        ("executed", "payout", _payouts_executed),
+        ("returned", "payout", _payouts_returned),
+        ("rejected", "payout", _payouts_returned),
+        ("booked", "collection", _collections_booked),
+        ("returned", "collection", _collections_returned),
+        ("rejected", "collection", _collections_returned),
+    ):
+        rows = matched.filter((pl.col("event") == event) & (pl.col("kind") == kind))
+        if not rows.is_empty():
+            handler(con, rows.unique("refund_id" if kind == "payout" else "collection_id", keep="first"), file_name)
+    accepted = decided.filter(pl.col("event") == "accepted").select("file_id").drop_nulls().unique()
+    if not accepted.is_empty():
+        run_with_frames(
+            con, "UPDATE payment_files SET status = 'acknowledged' WHERE status = 'released' "
+            "AND file_id IN (SELECT file_id FROM a)", a=accepted,
+        )  # fmt: skip
+
+
+def _refund_rows(con: duckdb.DuckDBPyConnection, rows: pl.DataFrame) -> pl.DataFrame:
+    return run_with_frames(
+        con,
+        "SELECT r.refund_id, r.refund_ref, r.merchant_id, r.status AS refund_status, r.payout_cents, "
+        "r.customer_name, x.line_id, x.return_reason, x.reason_action, x.reason_text, x.charges_cents, x.event "
+        "FROM x JOIN refunds r USING (refund_id)",
+        x=rows.select("refund_id", "line_id", "return_reason", "reason_action", "reason_text", "charges_cents",
+                      "event"),
+    )  # fmt: skip
+
+
+def _settle_payouts(con: duckdb.DuckDBPyConnection, refunds: pl.DataFrame) -> None:
+    post_frames(con, *two_legged_frames(
+        refunds.rename({"payout_cents": "amount"}),
+        transfer_id=pl.format("settle:{}", pl.col("refund_id")),
+        kind="payout_executed",
+        debit=pl.lit(accounts.PAYOUTS_IN_TRANSIT),
+        credit=pl.lit(accounts.PLATFORM_BANK),
+        amount_cents=pl.col("amount"),
+        memo=pl.format("credit transfer of refund {} booked by the bank", pl.col("refund_ref")),
+    ))  # fmt: skip
+
+
+def _payouts_executed(con: duckdb.DuckDBPyConnection, rows: pl.DataFrame, file_name: str) -> None:
+    refunds = _refund_rows(con, rows)
+    _settle_payouts(con, refunds)
+    sent = refunds.filter(pl.col("refund_status") == "sent")
+    booked = pl.lit(f"booked by the bank in {file_name}").alias("reason")
+    change_status(con, sent.select("refund_id", pl.lit("completed").alias("to_status"), booked), actor="reconciliation")
+
+
+def _payouts_returned(con: duckdb.DuckDBPyConnection, rows: pl.DataFrame, file_name: str) -> None:
+    """A payout the bank returned (camt) or rejected (pain.002): the money is back, owed to the customer again.
+    Account closed or IBAN wrong: the customer is asked for new bank details; anything else waits for finance ops."""
+    refunds = _refund_rows(con, rows).filter(pl.col("refund_status").is_in(["sent", "completed"]))
+    if refunds.is_empty():
+        return
+    returned = refunds.filter(pl.col("event") == "returned")
+    _settle_payouts(con, returned)  # the debit may not have been seen; the return implies it
+    back = (
+        pl.when(pl.col("event") == "returned")
+        .then(pl.lit(accounts.PLATFORM_BANK))
+        .otherwise(pl.lit(accounts.PAYOUTS_IN_TRANSIT))
+    )
+    post_frames(con, *two_legged_frames(
+        refunds,
+        transfer_id=pl.format("payback:{}:{}", pl.col("refund_id"), pl.col("line_id")),
+        kind="payout_returned",
+        debit=back,
+        credit=pl.lit(accounts.CUSTOMER_PAYABLE),
+        amount_cents=pl.col("payout_cents"),
+        memo=pl.format("refund {} {} by the bank ({})", pl.col("refund_ref"), pl.col("event"),
+                       pl.col("return_reason").fill_null("no reason code")),
+    ))  # fmt: skip
+    _post_charges(con, refunds)
+    ask = (pl.col("reason_action") == "ask_new_iban").fill_null(False)
+    code, text = pl.col("return_reason").fill_null("no reason code"), pl.col("reason_text").fill_null("")
+    why = pl.format("{} by the bank in {}: {} {}", pl.col("event"), pl.lit(file_name), code, text)
+    changes = refunds.select(
+        "refund_id",
+        pl.when(ask).then(pl.lit("awaiting_bank_details")).otherwise(pl.lit("returned")).alias("to_status"),
+        why.str.strip_chars().alias("reason"),
+    )
+    run_with_frames(
+        con, "UPDATE refunds SET iban_problem = c.reason FROM c WHERE refunds.refund_id = c.refund_id "
+        "AND c.to_status = 'awaiting_bank_details'", c=changes,
+    )  # fmt: skip
+    change_status(con, changes, actor="reconciliation")
+    queue_notifications(con, refunds.filter(ask).select(
+        pl.format("refund_returned:{}", pl.col("line_id")).alias("notification_id"),
+        pl.lit("refund_returned").alias("template"), "refund_id", "merchant_id",
+        pl.struct("refund_ref", "customer_name", "payout_cents", "return_reason").struct.json_encode().alias("data"),
+    ))  # fmt: skip
+    manual = refunds.filter(~ask)
+    _raise_exceptions(con, manual.select(
+        "line_id", "refund_id", pl.lit(None, pl.String).alias("collection_id"),
+        pl.format("refund {} {} with reason {}: {}", pl.col("refund_ref"), pl.col("event"),
+                  pl.col("return_reason").fill_null("(none)"),
+                  pl.col("reason_text").fill_null("unknown reason code: decide by hand")).alias("reason"),
+    ), file_name)  # fmt: skip
+
+
+def _post_charges(con: duckdb.DuckDBPyConnection, rows: pl.DataFrame) -> None:
+    charged = rows.filter(pl.col("charges_cents").fill_null(0) > 0)
+    if charged.is_empty():
+        return
+    post_frames(con, *two_legged_frames(
+        charged.with_columns(pl.col("merchant_id") if "merchant_id" in charged.columns else pl.lit(None, pl.String)),
+        transfer_id=pl.format("charges:{}", pl.col("line_id")),
+        kind="bank_charges",
+        debit=pl.lit(BANK_CHARGES),
+        credit=pl.lit(accounts.PLATFORM_BANK),
+        amount_cents=pl.col("charges_cents"),
+        memo=pl.lit("bank charges on a return"),
+    ))  # fmt: skip
+
+
+def _collection_rows(con: duckdb.DuckDBPyConnection, rows: pl.DataFrame) -> pl.DataFrame:
+    return run_with_frames(
+        con,
+        "SELECT c.collection_id, c.merchant_id, c.amount_cents, c.status AS collection_status, x.line_id, "
+        "x.return_reason, x.reason_action, x.reason_text, x.charges_cents, x.event, NULL AS refund_id "
+        "FROM x JOIN collections c USING (collection_id)",
+        x=rows.select("collection_id", "line_id", "return_reason", "reason_action", "reason_text", "charges_cents",
+                      "event"),
+    )  # fmt: skip
+
+
+def _collections_booked(con: duckdb.DuckDBPyConnection, rows: pl.DataFrame, file_name: str) -> None:
+    collections = _collection_rows(con, rows).filter(pl.col("collection_status").is_in(["released", "in_file"]))
+    if collections.is_empty():
+        return
+    post_frames(con, *two_legged_frames(
+        collections,
+        transfer_id=pl.format("collected:{}", pl.col("collection_id")),
+        kind="collection_booked",
+        debit=pl.lit(accounts.PLATFORM_BANK),
+        credit=pl.lit(accounts.COLLECTIONS_IN_TRANSIT),
+        amount_cents=pl.col("amount_cents"),
+        memo=pl.format("direct debit of merchant {} booked by the bank", pl.col("merchant_id")),
+    ))  # fmt: skip
+    run_with_frames(
+        con,
+        "UPDATE collections SET status = 'booked' WHERE collection_id IN (SELECT collection_id FROM c)",
+        c=collections.select("collection_id"),
+    )
+
+
+def _collections_returned(con: duckdb.DuckDBPyConnection, rows: pl.DataFrame, file_name: str) -> None:
+    """A merchant's direct debit returned (insufficient funds, disputed, no mandate...): the receivable is
+    reopened and finance ops are told, with the reason and whether it may be presented again."""
+    collections = _collection_rows(con, rows).filter(pl.col("collection_status").is_in(["released", "booked"]))
+    if collections.is_empty():
+        return
+    source = (
+        pl.when(pl.col("collection_status") == "booked")
+        .then(pl.lit(accounts.PLATFORM_BANK))
+        .otherwise(pl.lit(accounts.COLLECTIONS_IN_TRANSIT))
+    )
+    post_frames(con, *two_legged_frames(
+        collections,
+        transfer_id=pl.format("uncollected:{}", pl.col("collection_id")),
+        kind="collection_returned",
+        debit=pl.format("merchant:{}:receivable", pl.col("merchant_id")),
+        credit=source,
+        amount_cents=pl.col("amount_cents"),
+        memo=pl.format("direct debit {} by the merchant's bank ({})", pl.col("event"),
+                       pl.col("return_reason").fill_null("no reason code")),
+    ))  # fmt: skip
+    _post_charges(con, collections)
+    run_with_frames(con, "UPDATE collections SET status = 'returned' WHERE collection_id IN "
+                         "(SELECT collection_id FROM c)", c=collections.select("collection_id"))  # fmt: skip
+    _raise_exceptions(con, collections.select(
+        "line_id", pl.lit(None, pl.String).alias("refund_id"), "collection_id",
+        pl.format("merchant {}: direct debit {} ({}: {}); receivable reopened{}", pl.col("merchant_id"),
+                  pl.col("event"), pl.col("return_reason").fill_null("no reason code"),
+                  pl.col("reason_text").fill_null("unknown reason code"),
+                  pl.when(pl.col("reason_action") == "retry").then(pl.lit(", may be presented once more"))
+                  .otherwise(pl.lit(", escalate"))).alias("reason"),
+    ), file_name)  # fmt: skip
+
+
+def _raise_exceptions(con: duckdb.DuckDBPyConnection, rows: pl.DataFrame, file_name: str) -> None:
+    if rows.is_empty():
+        return
+    run_with_frames(
+        con,
+        "INSERT INTO exceptions (exception_id, line_id, file_name, refund_id, collection_id, reason, status, "
+        "created_at) SELECT line_id, line_id, ?, refund_id, collection_id, reason, 'open', current_timestamp FROM e "
+        "WHERE line_id NOT IN (SELECT exception_id FROM exceptions)",
+        [file_name],
+        e=rows.unique("line_id"),
+    )
+
+
+def _store(
+    con: duckdb.DuckDBPyConnection, decided: pl.DataFrame, file_name: str, sha256: str, balance_gaps: list[str]
+) -> None:
+    stored = decided.with_columns(
+        pl.lit(sha256).alias("file_sha256"),
+        pl.lit(file_name).alias("file_name"),
+        pl.coalesce(
+            pl.when(pl.col("kind") == "payout").then(pl.col("refund_id")),
+            pl.when(pl.col("kind") == "collection").then(pl.col("collection_id")),
+            pl.col("proposed_ref") if "proposed_ref" in decided.columns else pl.lit(None, pl.String),
+        ).alias("matched_ref"),
+        pl.coalesce(pl.col("kind"), pl.col("proposed_kind") if "proposed_kind" in decided.columns
+                    else pl.lit(None, pl.String)).alias("matched_kind"),
+    ).unique("line_id", keep="first")  # fmt: skip
+    columns = ["line_id", "file_sha256", "file_name", *LINE_COLUMNS, "outcome", "matched_kind", "matched_ref",
+               "event", "note"]  # fmt: skip
+    stored = stored.with_columns([pl.lit(None).alias(c) for c in columns if c not in stored.columns])
+    run_with_frames(
+        con,
+        f"INSERT INTO bank_lines ({', '.join(columns)}, recorded_at) "
+        f"SELECT {', '.join(columns)}, current_timestamp FROM s",
+        s=stored.select(columns),
+    )
+    for column in ("refund_id", "collection_id"):
+        if column not in stored.columns:
+            stored = stored.with_columns(pl.lit(None, pl.String).alias(column))
+    exceptions = stored.filter(pl.col("outcome") == "exception")
+    _raise_exceptions(
+        con,
+        exceptions.select(
+            "line_id", "refund_id", "collection_id", pl.col("note").fill_null("not matched").alias("reason")
+        ),
+        file_name,
+    )
+    proposals = stored.filter(pl.col("outcome") == "proposed")
+    if not proposals.is_empty():
+        run_with_frames(
+            con,
+            "INSERT INTO proposed_matches SELECT line_id, matched_kind, matched_ref, proposed_score, 'proposed', "
+            "current_timestamp FROM p",
+            p=proposals.select("line_id", "matched_kind", "matched_ref", "proposed_score"),
+        )
+    if balance_gaps:
+        ids = [hashlib.sha256(f"{sha256}:{g}".encode()).hexdigest()[:32] for g in balance_gaps]
+        gaps = pl.DataFrame(
+            {"line_id": ids, "refund_id": None, "collection_id": None, "reason": balance_gaps},
+            schema={"line_id": pl.String, "refund_id": pl.String, "collection_id": pl.String, "reason": pl.String},
+        )
+        _raise_exceptions(con, gaps, file_name)
+
+
+def list_exceptions(con: duckdb.DuckDBPyConnection, status: str | None = "open") -> pl.DataFrame:
+    """The exceptions queue: each with the bank line it is about (EndToEndId, entry reference) and refund."""
+    return con.execute(
+        "SELECT e.exception_id, e.status, e.file_name, r.refund_ref, e.refund_id, e.collection_id, "
+        "l.end_to_end_id, l.entry_ref, l.amount_cents, l.direction, l.return_reason, e.reason, e.created_at "
+        "FROM exceptions e LEFT JOIN bank_lines l USING (line_id) LEFT JOIN refunds r ON r.refund_id = e.refund_id "
+        "WHERE (? IS NULL OR e.status = ?) ORDER BY e.created_at, e.exception_id",
+        [status, status],
+    ).pl()
+
+
+def unaccounted_lines(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """Lines read from bank files that are neither matched, proposed, in exceptions nor set aside as not
+    booked (the asset check: none dropped)."""
+    return con.execute(
+        "SELECT l.line_id, l.file_name, l.outcome FROM bank_lines l WHERE NOT ("
+        " l.outcome IN ('matched', 'proposed', 'ignored')"
+        " OR (l.outcome = 'exception' AND EXISTS (SELECT 1 FROM exceptions e WHERE e.line_id = l.line_id)))"
+    ).pl()

@@ -1,0 +1,166 @@
+"""Reconciliation in the books: bank lines matched to payouts and collections, returns handled by their
+reason's action, nothing booked twice, everything unmatched in the exceptions queue."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import polars as pl
+import pytest
+
+from ledger.payment_files import (
+    PaymentFile,
+    RunWindow,
+    payable_refunds,
+    record_payout_file,
+    release_files,
+)
+from ledger.postings import balance, ledger_total
+from ledger.reconciliation import LINE_COLUMNS, list_exceptions, reconcile_bank_file, unaccounted_lines
+from ledger.refunds import make_refunds_due
+from tests.ledger.shop import IBAN_CUSTOMER, Shop, integrated, merchant, order, refund
+
+WINDOW = RunWindow("2024-W21", "main", date(2024, 5, 20))
+
+
+@pytest.fixture
+def sent(shop: Shop) -> Shop:
+    """Two refunds of an integrated merchant paid out in a released file (EndToEndIds E1, E2)."""
+    shop.load("merchants", [merchant(), integrated("M2", balance_cents=100_000)])
+    shop.load("orders", [order("O1", "M2"), order("O2", "M2", customer_name="Zoé Müller")])
+    shop.load("refunds", [refund("R1", 1000, "O1", merchant_id="M2"), refund("R2", 2500, "O2", merchant_id="M2")])
+    make_refunds_due(shop.con, date(2024, 5, 20))
+    payable = payable_refunds(shop.con, WINDOW)
+    items = payable.select(
+        pl.format("E{}", pl.col("refund_ref").str.slice(1)).alias("end_to_end_id"),
+        pl.lit("PO-1").alias("payment_info_id"), "refund_id", "merchant_id",
+        pl.col("payout_cents").alias("amount_cents"),
+    )  # fmt: skip
+    record_payout_file(
+        shop.con,
+        PaymentFile("PO-1", "PO-1.xml", "payout", "pain.001.001.03", WINDOW, 1, "abc", date(2024, 5, 21), "valid",
+                    items),
+        actor="test",
+    )  # fmt: skip
+    release_files(shop.con, ["PO-1.xml"], by="alice", sha256_on_disk={"PO-1.xml": "abc"})
+    return shop
+
+
+def line(**fields) -> dict:
+    row = {c: None for c in LINE_COLUMNS}
+    row.update(message_type="camt.054.001.08", message_id="BANK-1", account_iban="DE75512108001245126199",
+               status="BOOK", currency="EUR", reversal=False, booking_date=date(2024, 5, 21),
+               row_problem=None, reason_action=None, reason_text=None)  # fmt: skip
+    row.update(fields)
+    return row
+
+
+def lines(*rows: dict) -> pl.DataFrame:
+    return pl.DataFrame(list(rows), infer_schema_length=None).with_columns(
+        pl.col("amount_cents").cast(pl.Int64), pl.col("charges_cents").cast(pl.Int64)
+    )
+
+
+def status(shop: Shop, ref: str) -> str:
+    return shop.refund(ref, "M2")["status"]
+
+
+def test_booked_payout_completes_the_refund_and_empties_transit(sent: Shop) -> None:
+    """A debit booked with our EndToEndId completes the refund; the money leaves the bank account."""
+    done = reconcile_bank_file(sent.con, file_name="c1.xml", sha256="s1", lines=lines(
+        line(entry_ref="N1", direction="DBIT", amount_cents=1000, end_to_end_id="E1", bank_tx_code="PMNT/ICDT/ESCT"),
+        line(entry_ref="N2", direction="DBIT", amount_cents=2500, end_to_end_id="E2", bank_tx_code="PMNT/ICDT/ESCT"),
+    ))  # fmt: skip
+    assert (done.matched, done.exceptions) == (2, 0)
+    assert (status(sent, "R1"), status(sent, "R2")) == ("completed", "completed")
+    assert balance(sent.con, "platform:payouts_in_transit") == 0
+    assert ledger_total(sent.con) == 0 and unaccounted_lines(sent.con).is_empty()
+
+
+def test_returned_payout_asks_for_new_bank_details_and_owes_the_customer_again(sent: Shop) -> None:
+    """AC04 (account closed): the refund goes back to awaiting bank details with a notification, the money is
+    back in the customer payable, and the bank's charge is posted."""
+    payable_before = balance(sent.con, "customers:payable")
+    reconcile_bank_file(sent.con, file_name="c2.xml", sha256="s2", lines=lines(
+        line(entry_ref="N9", direction="CRDT", amount_cents=1000, end_to_end_id="E1", bank_tx_code="PMNT/RCDT/RRTN",
+             return_reason="AC04", reason_action="ask_new_iban", reason_text="account closed", charges_cents=150),
+    ))  # fmt: skip
+    assert status(sent, "R1") == "awaiting_bank_details"
+    assert balance(sent.con, "customers:payable") == payable_before - 1000
+    assert balance(sent.con, "platform:bank_charges") == 150
+    notes = sent.notifications("R1", "M2")
+    assert "refund_returned" in notes
+    assert ledger_total(sent.con) == 0
+
+
+def test_unknown_reason_goes_to_exceptions_never_to_a_default_action(sent: Shop) -> None:
+    reconcile_bank_file(sent.con, file_name="c3.xml", sha256="s3", lines=lines(
+        line(entry_ref="N7", direction="CRDT", amount_cents=2500, end_to_end_id="E2", bank_tx_code="PMNT/ICDT/RRTN",
+             return_reason="ZZ99"),
+    ))  # fmt: skip
+    assert status(sent, "R2") == "returned"
+    queue = list_exceptions(sent.con)
+    assert queue["refund_ref"].to_list() == ["R2"] and "ZZ99" in queue["reason"][0]
+
+
+def test_the_same_booking_twice_is_booked_once(sent: Shop) -> None:
+    """The same file twice, and a statement repeating a notification's line, book nothing again."""
+    booking = line(entry_ref="N1", direction="DBIT", amount_cents=1000, end_to_end_id="E1")
+    first = reconcile_bank_file(sent.con, file_name="n.xml", sha256="a", lines=lines(booking))
+    again = reconcile_bank_file(sent.con, file_name="n.xml", sha256="a", lines=lines(booking))
+    statement = reconcile_bank_file(sent.con, file_name="s.xml", sha256="b",
+                                    lines=lines({**booking, "message_type": "camt.053.001.08"}))  # fmt: skip
+    assert (first.matched, again.already_imported, statement.new_lines) == (1, True, 0)
+    settled = sent.con.execute("SELECT COUNT(*) FROM transfers WHERE kind = 'payout_executed'").fetchone()[0]
+    assert settled == 1
+
+
+def test_unreadable_unmatched_and_pending_lines_are_never_dropped(sent: Shop) -> None:
+    done = reconcile_bank_file(sent.con, file_name="x.xml", sha256="x", lines=lines(
+        line(entry_ref="A", direction="CRDT", amount_cents=None, row_problem="line 40: amount '1.234' has 3 decimals"),
+        line(entry_ref="B", direction="CRDT", amount_cents=777, counterparty_name="Somebody Else"),
+        line(entry_ref="C", direction="DBIT", amount_cents=1000, end_to_end_id="E1", status="PDNG"),
+    ))  # fmt: skip
+    assert (done.exceptions, done.ignored, done.matched) == (2, 1, 0)
+    reasons = " ".join(list_exceptions(sent.con)["reason"].to_list())
+    assert "3 decimals" in reasons and "no payment or collection of ours" in reasons
+    assert status(sent, "R1") == "sent"
+    assert unaccounted_lines(sent.con).is_empty()
+
+
+def test_a_batch_booking_without_details_settles_the_whole_file(sent: Shop) -> None:
+    done = reconcile_bank_file(sent.con, file_name="b.xml", sha256="b1", lines=lines(
+        line(entry_ref="BATCH", direction="DBIT", amount_cents=3500, payment_info_id="PO-1"),
+    ))  # fmt: skip
+    assert done.matched == 2
+    assert (status(sent, "R1"), status(sent, "R2")) == ("completed", "completed")
+
+
+def test_a_batch_whose_amount_differs_is_an_exception(sent: Shop) -> None:
+    done = reconcile_bank_file(sent.con, file_name="b.xml", sha256="b2", lines=lines(
+        line(entry_ref="BATCH", direction="DBIT", amount_cents=3400, payment_info_id="PO-1"),
+    ))  # fmt: skip
+    assert (done.matched, done.exceptions) == (0, 1)
+    assert status(sent, "R1") == "sent"
+
+
+def test_pain002_reject_puts_the_refund_back(sent: Shop) -> None:
+    """A pain.002 RJCT (AC01, IBAN wrong): the money never left; the customer is asked for a new IBAN."""
+    reconcile_bank_file(sent.con, file_name="p.xml", sha256="p1", lines=lines(
+        line(message_type="pain.002.001.03", message_id="PO-1", status="RJCT", direction=None, amount_cents=1000,
+             end_to_end_id="E1", return_reason="AC01", reason_action="ask_new_iban", reason_text="IBAN incorrect"),
+    ))  # fmt: skip
+    assert status(sent, "R1") == "awaiting_bank_details"
+    assert balance(sent.con, "platform:payouts_in_transit") == -2500
+    assert ledger_total(sent.con) == 0
+
+
+def test_similar_line_is_proposed_not_booked(sent: Shop) -> None:
+    done = reconcile_bank_file(sent.con, file_name="q.xml", sha256="q1", lines=lines(
+        line(entry_ref="Q", direction="DBIT", amount_cents=2500, counterparty_name="Zoe Mueller"),
+    ))  # fmt: skip
+    assert (done.proposed, done.matched) == (1, 0)
+    assert status(sent, "R2") == "sent"
+    proposal = sent.con.execute("SELECT matched_kind, status FROM proposed_matches").fetchall()
+    assert proposal == [("payout", "proposed")]
+    assert IBAN_CUSTOMER  # the customer's account is never the statement's own
