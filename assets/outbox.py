@@ -72,8 +72,8 @@ class RunFiles:
 def write_collection_files(con, home: Home, bank: BankProfile, window: RunWindow, now: datetime) -> RunFiles:
     """One SEPA Core direct debit per merchant (per refund for per-refund merchants) for the payouts of its
     refunds due by the cut-off, in as many pain.008 files as the bank's limit needs."""
-    refunds, skipped = collectable_refunds(con, window)
     when = collection_date(window.cutoff, bank.collection_lead_days)
+    refunds, skipped = collectable_refunds(con, window, when)
     collections, covered = plan_collections(
         con, refunds, window, collection_date=when, per_refund_fee_cents=bank.per_refund_fee_cents
     )

@@ -130,7 +130,7 @@ def _file_check(asset: dg.AssetsDefinition, name: str, kind: str, problem_like: 
     def _check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
         with context.resources.ledger.connect() as con:
             problems = file_problems(con)
-            names = list_files(con).filter(pl.col("kind") == kind)["file_name"]
+            names = list_files(con).filter(pl.col("kind") == kind)["file_name"].to_list()
         found = problems.filter(pl.col("file_name").is_in(names) & pl.col("problem").str.starts_with(problem_like))
         return dg.AssetCheckResult(
             passed=found.is_empty(), metadata={"problems": dg.MetadataValue.md(markdown_table(found))}

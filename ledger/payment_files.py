@@ -18,6 +18,7 @@ import polars as pl
 from ledger import accounts
 from ledger.db import run_with_frames, transaction
 from ledger.lifecycle import change_status
+from ledger.notifications import queue_notifications
 from ledger.postings import post_frames, two_legged_frames
 
 COLLECTION = "collection"
@@ -61,9 +62,12 @@ def collection_id_for(merchant_id: str, window: RunWindow, refund_id: str | None
     return "CL" + hashlib.sha256(key.encode()).hexdigest()[:20].upper()
 
 
-def collectable_refunds(con: duckdb.DuckDBPyConnection, window: RunWindow) -> tuple[pl.DataFrame, pl.DataFrame]:
+def collectable_refunds(
+    con: duckdb.DuckDBPyConnection, window: RunWindow, collection_date: date | None = None
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Due refunds of own-account merchants not yet collected, and the merchants that cannot be collected
-    from (no valid IBAN, no mandate) with the reason. Merchants in the run's collection modes only."""
+    from (blocked, no valid IBAN, no mandate, a mandate signed after the collection date) with the reason.
+    Merchants in the run's collection modes only."""
     modes = list(window.collections_for)
     frame = con.execute(
         "SELECT r.refund_id, r.refund_ref, r.merchant_id, r.order_id, r.payout_cents, m.name AS merchant_name, "
@@ -82,7 +86,10 @@ def collectable_refunds(con: duckdb.DuckDBPyConnection, window: RunWindow) -> tu
         .then(pl.format("merchant's IBAN cannot be debited: {}", pl.col("iban_problem")))
         .when(pl.col("mandate_id").is_null() | pl.col("mandate_signed_on").is_null())
         .then(pl.lit("no SEPA mandate (mandate_id and mandate_signed_on) for the merchant"))
-    )
+        .when(pl.lit(collection_date is not None) & (pl.col("mandate_signed_on") > pl.lit(collection_date)))
+        .then(pl.format("mandate signed on {}, after the collection date {}", pl.col("mandate_signed_on"),
+                        pl.lit(collection_date)))
+    )  # fmt: skip
     frame = frame.with_columns(why.alias("skip_reason"))
     skipped = (
         frame.filter(pl.col("skip_reason").is_not_null())
@@ -202,10 +209,23 @@ def hold_unpayable(
                 "UPDATE refunds SET iban_problem = h.why FROM held_frame h WHERE refunds.refund_id = h.refund_id",
                 held_frame=held.with_columns(reason.alias("why")),
             )
-            change_status(
+            events = change_status(
                 con,
                 held.select("refund_id", pl.lit("awaiting_bank_details").alias("to_status"), reason.alias("reason")),
                 actor=actor,
+            )
+            # The customer is asked for an account of their own, as at intake.
+            queue_notifications(
+                con,
+                held.join(events.select("refund_id", "event_id"), on="refund_id").select(
+                    pl.format("bank_details_needed:{}", pl.col("event_id")).alias("notification_id"),
+                    pl.lit("bank_details_needed").alias("template"),
+                    "refund_id",
+                    "merchant_id",
+                    pl.struct("refund_ref", "merchant_id", "customer_name", "payout_cents", reason.alias("reason"))
+                    .struct.json_encode()
+                    .alias("data"),
+                ),
             )
     return flagged.filter(pl.col("owner").is_null()).drop("owner"), held
 

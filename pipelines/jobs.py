@@ -41,7 +41,6 @@ def nightly_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
 weekly_job = dg.define_asset_job(
     "weekly",
     selection=[merchant_collections, customer_payouts],
-    partitions_def=weekly_partitions,
     description="Write the week's merchant collections (pain.008) and customer payouts (pain.001) into outbox/pending.",
 )
 

@@ -12,6 +12,7 @@ import duckdb
 from assets.home import Home
 from assets.outbox import BankProfile
 from ledger.db import open_ledger
+from sepa.iban import normalise_iban
 from sepa.parties import Party
 
 
@@ -61,8 +62,8 @@ class BankProfileResource(dg.ConfigurableResource):
         return BankProfile(
             platform=Party(
                 name=self.platform_name,
-                iban=self.platform_iban,
-                bic=self.platform_bic or None,
+                iban=normalise_iban(self.platform_iban),
+                bic=self.platform_bic.replace(" ", "").upper() or None,
                 creditor_id=self.creditor_id,
             ),
             pain001_version=self.pain001_version,
