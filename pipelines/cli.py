@@ -54,6 +54,8 @@ app.add_typer(rejects_app, name="rejects")
 app.add_typer(notifications_app, name="notifications")
 files_app = typer.Typer(help="Payment files: the registry, release, validation.", no_args_is_help=True)
 app.add_typer(files_app, name="files")
+exceptions_app = typer.Typer(help="The exceptions queue of reconciliation.", no_args_is_help=True)
+app.add_typer(exceptions_app, name="exceptions")
 
 # Piped output (scripts, CI logs) gets wide tables instead of rich's 80-column default.
 out = Console(soft_wrap=True, markup=False, highlight=False, width=None if sys.stdout.isatty() else 160)
@@ -167,9 +169,10 @@ def import_into(home: Home, paths: list[Path]) -> int:
     return code
 
 
-def _queue_file(path: Path, inbox: Path, sha: str) -> Path:
-    """Copy a file into the inbox under a name no other upload uses, appearing there atomically."""
-    target = inbox / path.name
+def _queue_file(path: Path, inbox: Path, sha: str, *, prefix: bool = False) -> Path:
+    """Copy a file into the inbox under a name no other upload uses, appearing there atomically.
+    With `prefix`, the name starts with the content hash (bank files: the name is the partition key)."""
+    target = inbox / (f"{sha[:12]}-{path.name}" if prefix else path.name)
     if target.exists():
         if file_sha256(target) == sha:
             return target
@@ -419,6 +422,91 @@ def files_validate(
     for error in result.errors:
         out.print(f"{path.name}: {error}")
     raise typer.Exit(1)
+
+
+# ----------------------------------------------------------------------------------------- bank files
+
+
+@app.command("inspect")
+def inspect(
+    path: Annotated[Path, typer.Argument(help="A camt.052/053/054 or pain.002 file.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Read a bank file safely and print one line per transaction (JSON with --json): message type, ids,
+    account, entry reference, dates, status, direction, amount in cents, codes, return reason, counterparty.
+    Exit status 2 with a one-line reason when the file cannot be read.
+
+    Example: payouts inspect statement.xml --json
+    """
+    from sepa.bank_files import read_bank_file
+    from sepa.safe_xml import BankFileError
+
+    try:
+        bank_file = read_bank_file(path)
+    except (BankFileError, OSError) as exc:
+        raise _fail(str(exc), 2) from None
+    rows = bank_file.rows
+    if as_json:
+        _print_json_lines(rows)
+        return
+    shown = rows.select("entry_ref", "booking_date", "status", "direction", "amount_cents", "bank_tx_code",
+                        "end_to_end_id", "return_reason", "counterparty_name")  # fmt: skip
+    _print_table(shown, f"{path.name}: {bank_file.message_type}")
+    for note in bank_file.notes:
+        out.print(f"note: {note}")
+
+
+@app.command("import-bank")
+def import_bank(
+    paths: Annotated[list[Path], typer.Argument(help="Bank files (camt.05x, pain.002).", exists=True)],
+    now: Annotated[
+        bool, typer.Option("--now", help="Reconcile at once and wait, instead of leaving it to the sensor.")
+    ] = False,
+) -> None:
+    """Put bank files into $PAYOUTS_HOME/inbox/bank (atomically) for the sensor to reconcile; with --now,
+    reconcile each at once through the same Dagster job and return when the books are updated.
+
+    Example: payouts import-bank statement.xml --now
+    """
+    from pipelines.launch import add_bank_file_partitions
+
+    home = _home()
+    names = [_queue_file(p, home.bank_inbox, file_sha256(p), prefix=True).name for p in paths]
+    if not now:
+        out.print(f"{len(names)} file(s) in {home.bank_inbox}; the sensor reconciles them")
+        return
+    add_bank_file_partitions(home, names)
+    failed = 0
+    for name in names:
+        try:
+            _launch(home, "reconcile", partition_key=name)
+        except typer.Exit:
+            failed += 1
+    with open_ledger(home.ledger) as con:
+        done = con.execute(
+            "SELECT file_name, message_type, lines_total, lines_new, matched, proposed, exceptions, ignored "
+            "FROM bank_files WHERE file_name IN (" + ", ".join("?" for _ in names) + ")",
+            names,
+        ).pl()
+    _print_table(done, "Bank files reconciled")
+    if failed:
+        raise typer.Exit(1)
+
+
+@exceptions_app.command("list")
+def exceptions_list(
+    all_: Annotated[bool, typer.Option("--all", help="Resolved ones too.")] = False, as_json: JsonFlag = False
+) -> None:
+    """The exceptions queue: bank lines nobody could match, returns that need a person, balance gaps;
+    each naming the refund it concerns, or the bank line's EndToEndId and entry reference.
+
+    Example: payouts exceptions list --json
+    """
+    from ledger.reconciliation import list_exceptions
+
+    with open_ledger(_home().ledger) as con:
+        frame = list_exceptions(con, None if all_ else "open")
+    _print_json_lines(frame) if as_json else _print_table(frame.drop("exception_id", "refund_id"), "Exceptions")
 
 
 # ----------------------------------------------------------------------------------------- books

@@ -6,17 +6,20 @@ import dagster as dg
 
 from assets.intake import shop_exports
 from assets.payment_files import customer_payouts, file_checks, merchant_collections, released_payment_files
+from assets.reconciliation import every_bank_line_accounted_for, reconciled_bank_files
 from assets.refunds import due_refunds, ledger_balances_to_zero
 from pipelines.jobs import (
     intake_job,
     midweek_schedule,
     nightly_job,
     nightly_schedule,
+    reconcile_job,
     release_job,
     weekly_job,
     weekly_schedule,
 )
 from pipelines.resources import BankProfileResource, HomeResource, LedgerResource
+from pipelines.sensors import bank_inbox_sensor
 from pipelines.settings import Home, payouts_home
 
 
@@ -24,10 +27,18 @@ def build_definitions(home: Home) -> dg.Definitions:
     """Definitions wired to one installation's folders and ledger."""
     home.prepare()
     return dg.Definitions(
-        assets=[shop_exports, due_refunds, merchant_collections, customer_payouts, released_payment_files],
-        asset_checks=[ledger_balances_to_zero, *file_checks],
-        jobs=[intake_job, nightly_job, weekly_job, release_job],
+        assets=[
+            shop_exports,
+            due_refunds,
+            merchant_collections,
+            customer_payouts,
+            released_payment_files,
+            reconciled_bank_files,
+        ],
+        asset_checks=[ledger_balances_to_zero, *file_checks, every_bank_line_accounted_for],
+        jobs=[intake_job, nightly_job, weekly_job, release_job, reconcile_job],
         schedules=[nightly_schedule, weekly_schedule, midweek_schedule],
+        sensors=[bank_inbox_sensor],
         resources={
             "ledger": LedgerResource(database=str(home.ledger)),
             "home": HomeResource(root=str(home.root)),

@@ -6,6 +6,7 @@ import dagster as dg
 
 from assets.intake import shop_exports
 from assets.payment_files import customer_payouts, merchant_collections, released_payment_files, weekly_partitions
+from assets.reconciliation import reconciled_bank_files
 from assets.refunds import due_refunds
 
 intake_job = dg.define_asset_job(
@@ -48,6 +49,13 @@ release_job = dg.define_asset_job(
     "release",
     selection=[released_payment_files],
     description="Release pending payment files to the bank (outbox/released) and post them in the ledger.",
+)
+
+
+reconcile_job = dg.define_asset_job(
+    "reconcile",
+    selection=[reconciled_bank_files],
+    description="Reconcile one bank file from inbox/bank (its partition) against the ledger.",
 )
 
 

@@ -49,3 +49,12 @@ def run_job(
         ]
         raise RunFailed(f"run {result.run_id} of job {job_name} failed: " + "; ".join(failures))
     return result
+
+
+def add_bank_file_partitions(home: Home, names: list[str]) -> None:
+    """Register bank files as partitions of the reconciliation (what the sensor does for the inbox)."""
+    with instance_for(home) as instance:
+        known = set(instance.get_dynamic_partitions("bank_files"))
+        new = [n for n in names if n not in known]
+        if new:
+            instance.add_dynamic_partitions("bank_files", new)

@@ -1,0 +1,108 @@
+"""Bank files in: every statement, notification and status report in `inbox/bank/` read and reconciled."""
+# No `from __future__ import annotations` here: Dagster reads the context type hints at runtime.
+
+import hashlib
+import shutil
+
+import dagster as dg
+import polars as pl
+
+from assets.formatting import markdown_table
+from ledger.postings import ledger_total, unbalanced_transfers
+from ledger.reconciliation import list_exceptions, reconcile_bank_file, unaccounted_lines
+from sepa.bank_files import read_bank_file
+from sepa.reason_codes import reason
+from sepa.safe_xml import BankFileError
+from sepa.statement_checks import balance_gaps
+
+bank_file_partitions = dg.DynamicPartitionsDefinition(name="bank_files")
+
+
+def with_reason_actions(rows: pl.DataFrame) -> pl.DataFrame:
+    """Each line's return reason looked up in the ISO catalogue: its action and meaning (null if unknown)."""
+    codes = rows.select(pl.col("return_reason").drop_nulls().unique())
+    known = [(c, reason(c)) for c in codes["return_reason"].to_list()]
+    table = pl.DataFrame(
+        {
+            "return_reason": [c for c, _ in known],
+            "reason_action": [r.action.value if r else None for _, r in known],
+            "reason_text": [r.name if r else None for _, r in known],
+        },
+        schema={"return_reason": pl.String, "reason_action": pl.String, "reason_text": pl.String},
+    )
+    return rows.join(table, on="return_reason", how="left")
+
+
+@dg.asset(
+    partitions_def=bank_file_partitions,
+    group_name="reconciliation",
+    kinds={"xml", "duckdb"},
+    owners=["team:finance-ops"],
+    required_resource_keys={"ledger", "home"},
+)
+def reconciled_bank_files(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    """One bank file (camt.052/053/054 or pain.002) from `inbox/bank/`, read safely and reconciled against
+    the ledger: payouts executed or returned, collections booked or returned, files accepted or rejected;
+    what cannot be matched is proposed for confirmation or put in the exceptions queue with the reason.
+    The file then moves to `archive/bank/` (refused files to `archive/bank-refused/`). Booked once, however
+    often the file is offered."""
+    home = context.resources.home.home
+    name = context.partition_key
+    path = home.bank_inbox / name
+    if not path.exists():
+        archived = home.root / "archive" / "bank" / name
+        if archived.exists():
+            return dg.MaterializeResult(metadata={"file": name, "note": "already reconciled"})
+        raise dg.Failure(f"{name} is not in inbox/bank")
+    data = path.read_bytes()
+    sha = hashlib.sha256(data).hexdigest()
+    try:
+        bank_file = read_bank_file(path)
+    except BankFileError as exc:
+        _move(path, home.root / "archive" / "bank-refused" / name)
+        raise dg.Failure(f"refused: {exc}") from None
+    lines = with_reason_actions(bank_file.rows)
+    with context.resources.ledger.connect() as con:
+        done = reconcile_bank_file(con, file_name=name, sha256=sha, lines=lines, balance_gaps=balance_gaps(bank_file))
+        queue = list_exceptions(con).filter(pl.col("file_name") == name)
+    _move(path, home.root / "archive" / "bank" / name)
+    summary = lines.group_by("direction", "status").agg(
+        pl.len().alias("lines"), pl.col("amount_cents").sum().alias("amount_cents")
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "file": name,
+            "message_type": bank_file.message_type,
+            "already_imported": done.already_imported,
+            "lines": done.lines,
+            "new_lines": done.new_lines,
+            "matched": done.matched,
+            "proposed": done.proposed,
+            "exceptions": done.exceptions,
+            "not_booked_yet": done.ignored,
+            "lines_by_direction": dg.MetadataValue.md(markdown_table(summary)),
+            "exceptions_raised": dg.MetadataValue.md(
+                markdown_table(queue.select("refund_ref", "end_to_end_id", "entry_ref", "amount_cents", "reason"))
+            ),
+            "reader_notes": dg.MetadataValue.md("\n".join(f"- {n}" for n in bank_file.notes) or "_none_"),
+        }
+    )
+
+
+def _move(src, target) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(src), str(target))
+
+
+@dg.asset_check(asset=reconciled_bank_files, required_resource_keys={"ledger"}, blocking=True)
+def every_bank_line_accounted_for(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+    """Every line read from a bank file is matched, proposed, set aside as not booked, or in the
+    exceptions queue (none dropped); and the ledger sums to zero."""
+    with context.resources.ledger.connect() as con:
+        dropped = unaccounted_lines(con)
+        broken = unbalanced_transfers(con)
+        total = ledger_total(con)
+    return dg.AssetCheckResult(
+        passed=dropped.is_empty() and broken.is_empty() and total == 0,
+        metadata={"unaccounted_lines": dropped.height, "unbalanced_transfers": broken.height, "ledger_total": total},
+    )
