@@ -468,13 +468,33 @@ def import_bank(
 
     Example: payouts import-bank statement.xml --now
     """
-    from pipelines.launch import add_bank_file_partitions
-
     home = _home()
     names = [_queue_file(p, home.bank_inbox, file_sha256(p), prefix=True).name for p in paths]
     if not now:
         out.print(f"{len(names)} file(s) in {home.bank_inbox}; the sensor reconciles them")
         return
+    _reconcile_inbox(home, names)
+
+
+@run_app.command("reconcile")
+def run_reconcile() -> None:
+    """Reconcile every file waiting in inbox/bank now, one run of the `reconcile` job each, as the sensor
+    would; print what each did.
+
+    Example: payouts run reconcile
+    """
+    home = _home()
+    _reconcile_inbox(home)
+
+
+def _reconcile_inbox(home: Home, names: list[str] | None = None) -> pl.DataFrame:
+    from pipelines.launch import add_bank_file_partitions
+
+    if names is None:
+        names = sorted(p.name for p in home.bank_inbox.iterdir() if p.is_file() and not p.name.startswith("."))
+    if not names:
+        out.print("inbox/bank is empty")
+        return pl.DataFrame()
     add_bank_file_partitions(home, names)
     failed = 0
     for name in names:
@@ -485,12 +505,30 @@ def import_bank(
     with open_ledger(home.ledger) as con:
         done = con.execute(
             "SELECT file_name, message_type, lines_total, lines_new, matched, proposed, exceptions, ignored "
-            "FROM bank_files WHERE file_name IN (" + ", ".join("?" for _ in names) + ")",
+            "FROM bank_files WHERE file_name IN (" + ", ".join("?" for _ in names) + ") ORDER BY file_name",
             names,
         ).pl()
     _print_table(done, "Bank files reconciled")
     if failed:
         raise typer.Exit(1)
+    return done
+
+
+@app.command("sandbox-bank")
+def sandbox_bank(
+    return_rate: Annotated[float, typer.Option(help="Share of transactions returned or rejected.")] = 0.05,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed answers the same way.")] = 7,
+) -> None:
+    """Play the bank: answer every released payment file with a pain.002 (some rejects), camt.054
+    notifications (batch bookings, returns with realistic reason codes) and camt.053 statements with
+    correct balances, written into inbox/bank for reconciliation.
+
+    Example: payouts sandbox-bank --return-rate 0.1 && payouts run reconcile
+    """
+    from pipelines.sandbox_bank import answer_released_files
+
+    written = answer_released_files(_home(), return_rate=return_rate, seed=seed)
+    out.print(f"{len(written)} bank file(s) written to inbox/bank")
 
 
 @exceptions_app.command("list")
@@ -570,10 +608,11 @@ def demo(
     merchants: Annotated[int, typer.Option(help="How many merchants.")] = 200,
     orders: Annotated[int, typer.Option(help="How many orders.")] = 20_000,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
+    weeks: Annotated[int, typer.Option(help="How many weeks of refunds to generate and run.")] = 6,
 ) -> None:
-    """Run the whole job end to end on the embedded default: generate a shop export of the last ten
-    weeks, import it, then for each week run the nightly and weekly jobs through Dagster and release the
-    payment files; print where the refunds and files stand.
+    """Run the whole loop end to end on the embedded default: generate a shop export of the last weeks,
+    import it, then week by week run the nightly and weekly jobs through Dagster, release the payment
+    files, let the sandbox bank answer and reconcile its files; print where money stands.
 
     Example: payouts demo --merchants 50 --orders 5000
     """
@@ -590,18 +629,22 @@ def demo(
     out.rule("2. intake (job 'intake')")
     import_into(home, [export])
     from pipelines.jobs import release_run_config, weekly_run_config
+    from pipelines.sandbox_bank import answer_released_files
 
-    monday = today - timedelta(weeks=10, days=today.weekday())
+    monday = today - timedelta(weeks=weeks, days=today.weekday())
     while monday <= today:
         year, week, _ = monday.isocalendar()
-        out.rule(f"3. week {year}-W{week:02d}: jobs 'nightly', 'weekly', 'release'")
+        out.rule(f"3. week {year}-W{week:02d}: nightly, weekly, release, sandbox bank, reconcile")
         _launch(home, "nightly", monday)
         _launch(home, "weekly", config=weekly_run_config("main"), partition_key=monday.isoformat())
         with open_ledger(home.ledger) as con:
             pending = list_files(con, status="written").height
         if pending:
             _launch(home, "release", config=release_run_config("demo", None))
-        out.print(f"{pending} payment file(s) written and released")
+        answers = answer_released_files(home, return_rate=0.05, seed=seed)
+        out.print(f"{pending} payment file(s) written and released; the bank answered with {len(answers)} file(s)")
+        if answers:
+            _reconcile_inbox(home, [p.name for p in answers])
         monday += timedelta(weeks=1)
     out.rule(f"4. nightly run for {today}")
     _launch(home, "nightly", today)
@@ -625,6 +668,15 @@ def print_summary(home: Home) -> None:
             "FROM refunds WHERE status = 'rejected' GROUP BY 1 ORDER BY refunds DESC"
         ).pl()
         total = ledger_total(con)
+        bank = con.execute(
+            "SELECT outcome, event, matched_kind, COUNT(*) AS lines, CAST(SUM(amount_cents) AS BIGINT) AS amount_cents "
+            "FROM bank_lines GROUP BY ALL ORDER BY ALL"
+        ).pl()
+        queue = con.execute(
+            "SELECT CASE WHEN refund_id IS NOT NULL THEN 'refund' WHEN collection_id IS NOT NULL THEN 'collection' "
+            "ELSE 'bank line' END AS about, COUNT(*) AS open, MIN(reason) AS example FROM exceptions "
+            "WHERE status = 'open' GROUP BY 1 ORDER BY 1"
+        ).pl()
         files = con.execute(
             "SELECT kind, message_type, status, COUNT(*) AS files, SUM(n_tx) AS transactions, "
             "CAST(SUM(ctrl_sum_cents) AS BIGINT) AS ctrl_sum_cents FROM payment_files GROUP BY ALL ORDER BY ALL"
@@ -638,6 +690,8 @@ def print_summary(home: Home) -> None:
     _print_table(refused, "Refused by the rules")
     _print_table(rejects, "Rejected at intake")
     _print_table(files, "Payment files by kind and status")
+    _print_table(bank, "Bank lines reconciled")
+    _print_table(queue, "Exceptions waiting for finance ops")
     out.print(f"ledger total (must be zero): {euros(total)}", highlight=False)
 
 
