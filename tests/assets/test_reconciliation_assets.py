@@ -1,0 +1,127 @@
+"""The whole loop on a real Dagster instance: files released, the sandbox bank answers, the sensor offers
+each bank file, the reconcile job books it; nothing twice, nothing dropped."""
+
+from __future__ import annotations
+
+import shutil
+
+import dagster as dg
+import pytest
+
+from assets.home import Home
+from ledger.db import open_ledger
+from ledger.postings import balance, ledger_total
+from ledger.reconciliation import unaccounted_lines
+from pipelines.definitions import build_definitions
+from pipelines.jobs import nightly_run_config, release_run_config, weekly_run_config
+from pipelines.sandbox_bank import answer_released_files
+from pipelines.sensors import bank_inbox_sensor
+from tests.conftest import small_export
+
+WEEK = "2024-05-20"
+
+
+@pytest.fixture
+def instance(home: Home):
+    with dg.instance_for_test(temp_dir=str(home.dagster)) as instance:
+        yield instance
+
+
+def run(home: Home, instance: dg.DagsterInstance, job: str, config: dict | None = None, partition: str | None = None):
+    defs = build_definitions(home)
+    result = defs.resolve_job_def(job).execute_in_process(
+        run_config=config or {}, instance=instance, partition_key=partition
+    )
+    assert result.success
+    return result
+
+
+def reconcile_inbox(home: Home, instance: dg.DagsterInstance) -> list[dg.ExecuteInProcessResult]:
+    """What the sensor does: one run per file in inbox/bank, each file a dynamic partition."""
+    defs = build_definitions(home)
+    context = dg.build_sensor_context(instance=instance, resources={"home": defs.resources["home"]})
+    result = bank_inbox_sensor(context)
+    assert isinstance(result, dg.SensorResult)
+    for request in result.dynamic_partitions_requests:
+        instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+    return [run(home, instance, "reconcile", partition=r.partition_key) for r in result.run_requests]
+
+
+@pytest.fixture
+def answered(home: Home, instance: dg.DagsterInstance) -> Home:
+    """Week 2024-W21 written, released and answered by the sandbox bank (nothing returned)."""
+    small_export(home.shop_inbox)
+    run(home, instance, "nightly", nightly_run_config(WEEK))
+    run(home, instance, "weekly", weekly_run_config("main"), partition=WEEK)
+    run(home, instance, "release", release_run_config("alice", None))
+    written = answer_released_files(home, return_rate=0.0, seed=1)
+    assert {p.name.split("-")[-1] for p in written} == {"pain002.xml", "camt054.xml", "camt053.xml"}
+    return home
+
+
+def test_bank_files_reconcile_through_the_sensor_and_job(answered: Home, instance: dg.DagsterInstance) -> None:
+    """M1's collection is booked by the bank: the money is in the platform's account, nothing in transit,
+    every line accounted for, the blocking check passed, the files archived."""
+    results = reconcile_inbox(answered, instance)
+    assert len(results) == 3
+    assert all(c.passed for r in results for c in r.get_asset_check_evaluations())
+    with open_ledger(answered.ledger) as con:
+        assert con.execute("SELECT status FROM collections").fetchall() == [("booked",)]
+        assert balance(con, "platform:collections_in_transit") == 0
+        assert unaccounted_lines(con).is_empty() and ledger_total(con) == 0
+    assert list(answered.bank_inbox.iterdir()) == []
+    assert len(list((answered.root / "archive" / "bank").iterdir())) == 3
+
+
+def test_the_same_bank_file_offered_again_books_nothing(answered: Home, instance: dg.DagsterInstance) -> None:
+    """A lost sensor cursor or a second upload: the file is offered again and the ledger books nothing twice."""
+    reconcile_inbox(answered, instance)
+    with open_ledger(answered.ledger) as con:
+        before = con.execute("SELECT COUNT(*) FROM postings").fetchone()[0]
+    for archived in (answered.root / "archive" / "bank").iterdir():
+        shutil.copy(archived, answered.bank_inbox / archived.name)
+    forgotten = answered.root / "fresh-dagster"
+    forgotten.mkdir()
+    with dg.instance_for_test(temp_dir=str(forgotten)) as forgetful:
+        reconcile_inbox(answered, forgetful)
+    with open_ledger(answered.ledger) as con:
+        assert con.execute("SELECT COUNT(*) FROM postings").fetchone()[0] == before
+        assert ledger_total(con) == 0
+
+
+def test_next_week_pays_the_customers_whose_money_was_collected(answered: Home, instance: dg.DagsterInstance) -> None:
+    """Once M1's collection is booked, the next weekly run pays R1's customer (EUR 50.00 after the seed's
+    instalments), and the bank's booking of that payout completes the refund."""
+    reconcile_inbox(answered, instance)
+    run(answered, instance, "weekly", weekly_run_config("main"), partition="2024-05-27")
+    run(answered, instance, "release", release_run_config("alice", None))
+    answer_released_files(answered, return_rate=0.0, seed=1)
+    reconcile_inbox(answered, instance)
+    with open_ledger(answered.ledger) as con:
+        status = con.execute("SELECT status FROM refunds WHERE refund_ref = 'R1'").fetchone()[0]
+        assert status == "completed"
+        assert balance(con, "platform:payouts_in_transit") == 0
+        assert balance(con, "platform:bank") == 30000  # M2's declared balance; M1 collected 50 and paid 50
+        assert ledger_total(con) == 0
+
+
+def test_returned_payouts_wait_for_new_bank_details(answered: Home, instance: dg.DagsterInstance) -> None:
+    """Everything returned by the customer's bank: each returned refund is awaiting bank details with a
+    notification (or returned, in the exceptions queue, where the reason needs a person)."""
+    reconcile_inbox(answered, instance)
+    run(answered, instance, "weekly", weekly_run_config("main"), partition="2024-05-27")
+    run(answered, instance, "release", release_run_config("alice", None))
+    answer_released_files(answered, return_rate=1.0, seed=3)
+    reconcile_inbox(answered, instance)
+    with open_ledger(answered.ledger) as con:
+        status, problem = con.execute("SELECT status, iban_problem FROM refunds WHERE refund_ref = 'R1'").fetchone()
+        notified = con.execute(
+            "SELECT COUNT(*) FROM notifications n JOIN refunds r USING (refund_id) "
+            "WHERE r.refund_ref = 'R1' AND n.template = 'refund_returned'"
+        ).fetchone()[0]
+        queued = con.execute("SELECT COUNT(*) FROM exceptions e JOIN refunds r USING (refund_id) "
+                             "WHERE r.refund_ref = 'R1'").fetchone()[0]  # fmt: skip
+        assert ledger_total(con) == 0 and unaccounted_lines(con).is_empty()
+    assert (status == "awaiting_bank_details" and notified == 1 and "by the bank" in problem) or (
+        status == "returned" and queued == 1
+    )
