@@ -175,8 +175,11 @@ def payable_refunds(con: duckdb.DuckDBPyConnection, window: RunWindow) -> pl.Dat
         "WHERE r.status = 'due' AND r.payout_cents > 0 AND r.due_on <= ? AND NOT m.blocked "
         "AND (m.funding = 'integrated' OR c.status = 'booked' "
         "     OR (m.pay_on_release AND c.status = 'released')) "
+        # Never twice: not while an earlier payout of the refund is open or executed. One the bank
+        # returned or rejected (the customer has since given new bank details) may be paid again.
         "AND NOT EXISTS (SELECT 1 FROM payment_file_items i JOIN payment_files f USING (file_id) "
-        "                WHERE i.refund_id = r.refund_id AND f.status IN ('written', 'released', 'acknowledged')) "
+        "                WHERE i.refund_id = r.refund_id AND f.status IN ('written', 'released', 'acknowledged') "
+        "                AND COALESCE(i.outcome, 'open') NOT IN ('returned', 'rejected')) "
         "ORDER BY r.merchant_id, r.requested_on, r.refund_ref",
         [window.cutoff],
     ).pl()
@@ -326,12 +329,13 @@ def file_problems(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
             SELECT i.file_id, SUM(COALESCE(r.payout_cents, c.amount_cents)) AS ledger_cents
             FROM payment_file_items i LEFT JOIN refunds r ON r.refund_id = i.refund_id
             LEFT JOIN collections c ON c.collection_id = i.collection_id GROUP BY i.file_id),
+        open_items AS (
+            SELECT i.* FROM payment_file_items i JOIN live USING (file_id)
+            WHERE COALESCE(i.outcome, 'open') NOT IN ('returned', 'rejected')),
         twice AS (
-            SELECT i.file_id, COALESCE(i.refund_id, i.collection_id) AS what FROM payment_file_items i
-            JOIN live USING (file_id)
-            WHERE COALESCE(i.refund_id, i.collection_id) IN (
-                SELECT COALESCE(i2.refund_id, i2.collection_id) FROM payment_file_items i2 JOIN live l2
-                ON l2.file_id = i2.file_id GROUP BY 1 HAVING COUNT(*) > 1))
+            SELECT file_id, COALESCE(refund_id, collection_id) AS what FROM open_items
+            WHERE COALESCE(refund_id, collection_id) IN (
+                SELECT COALESCE(refund_id, collection_id) FROM open_items GROUP BY 1 HAVING COUNT(*) > 1))
         SELECT f.file_name, 'not valid against its XSD: ' || f.validation AS problem FROM live f
             WHERE f.validation <> 'valid'
         UNION ALL
@@ -437,7 +441,7 @@ def _post_release(con: duckdb.DuckDBPyConnection, ids: pl.DataFrame, by: str) ->
     if not payouts.is_empty():
         post_frames(con, *two_legged_frames(
             payouts,
-            transfer_id=pl.format("pay:{}", pl.col("refund_id")),
+            transfer_id=pl.format("pay:{}:{}", pl.col("file_id"), pl.col("refund_id")),
             kind="payout_released",
             debit=pl.lit(accounts.CUSTOMER_PAYABLE),
             credit=pl.lit(accounts.PAYOUTS_IN_TRANSIT),

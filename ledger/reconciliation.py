@@ -321,17 +321,17 @@ def _refund_rows(con: duckdb.DuckDBPyConnection, rows: pl.DataFrame) -> pl.DataF
     return run_with_frames(
         con,
         "SELECT r.refund_id, r.refund_ref, r.merchant_id, r.status AS refund_status, r.payout_cents, "
-        "r.customer_name, x.line_id, x.return_reason, x.reason_action, x.reason_text, x.charges_cents, x.event "
-        "FROM x JOIN refunds r USING (refund_id)",
-        x=rows.select("refund_id", "line_id", "return_reason", "reason_action", "reason_text", "charges_cents",
-                      "event"),
+        "r.customer_name, x.file_id, x.line_id, x.return_reason, x.reason_action, x.reason_text, x.charges_cents, "
+        "x.event FROM x JOIN refunds r USING (refund_id)",
+        x=rows.select("refund_id", "file_id", "line_id", "return_reason", "reason_action", "reason_text",
+                      "charges_cents", "event"),
     )  # fmt: skip
 
 
 def _settle_payouts(con: duckdb.DuckDBPyConnection, refunds: pl.DataFrame) -> None:
     post_frames(con, *two_legged_frames(
         refunds.rename({"payout_cents": "amount"}),
-        transfer_id=pl.format("settle:{}", pl.col("refund_id")),
+        transfer_id=pl.format("settle:{}:{}", pl.col("file_id"), pl.col("refund_id")),
         kind="payout_executed",
         debit=pl.lit(accounts.PAYOUTS_IN_TRANSIT),
         credit=pl.lit(accounts.PLATFORM_BANK),
@@ -340,9 +340,20 @@ def _settle_payouts(con: duckdb.DuckDBPyConnection, refunds: pl.DataFrame) -> No
     ))  # fmt: skip
 
 
+def _mark_items(con: duckdb.DuckDBPyConnection, refunds: pl.DataFrame, outcome: pl.Expr) -> None:
+    """What the bank did with each payout, kept on the file item: a returned one may be paid again."""
+    run_with_frames(
+        con,
+        "UPDATE payment_file_items SET outcome = m.outcome FROM m "
+        "WHERE payment_file_items.file_id = m.file_id AND payment_file_items.refund_id = m.refund_id",
+        m=refunds.select("file_id", "refund_id", outcome.alias("outcome")),
+    )
+
+
 def _payouts_executed(con: duckdb.DuckDBPyConnection, rows: pl.DataFrame, file_name: str) -> None:
     refunds = _refund_rows(con, rows)
     _settle_payouts(con, refunds)
+    _mark_items(con, refunds, pl.lit("executed"))
     sent = refunds.filter(pl.col("refund_status") == "sent")
     booked = pl.lit(f"booked by the bank in {file_name}").alias("reason")
     change_status(con, sent.select("refund_id", pl.lit("completed").alias("to_status"), booked), actor="reconciliation")
@@ -372,6 +383,7 @@ def _payouts_returned(con: duckdb.DuckDBPyConnection, rows: pl.DataFrame, file_n
                        pl.col("return_reason").fill_null("no reason code")),
     ))  # fmt: skip
     _post_charges(con, refunds)
+    _mark_items(con, refunds, pl.col("event"))
     ask = (pl.col("reason_action") == "ask_new_iban").fill_null(False)
     code, text = pl.col("return_reason").fill_null("no reason code"), pl.col("reason_text").fill_null("")
     why = pl.format("{} by the bank in {}: {} {}", pl.col("event"), pl.lit(file_name), code, text)

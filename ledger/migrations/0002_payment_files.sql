@@ -33,6 +33,7 @@ CREATE TABLE payment_file_items (
     collection_id   VARCHAR,                 -- collections
     merchant_id     VARCHAR NOT NULL,
     amount_cents    BIGINT NOT NULL,
+    outcome         VARCHAR,                 -- what the bank did: executed | returned | rejected (null: not yet)
     PRIMARY KEY (file_id, end_to_end_id)
 );
 

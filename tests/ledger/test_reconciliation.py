@@ -17,7 +17,7 @@ from ledger.payment_files import (
 )
 from ledger.postings import balance, ledger_total
 from ledger.reconciliation import LINE_COLUMNS, list_exceptions, reconcile_bank_file, unaccounted_lines
-from ledger.refunds import make_refunds_due
+from ledger.refunds import make_refunds_due, update_bank_details
 from tests.ledger.shop import IBAN_CUSTOMER, Shop, integrated, merchant, order, refund
 
 WINDOW = RunWindow("2024-W21", "main", date(2024, 5, 20))
@@ -164,3 +164,32 @@ def test_similar_line_is_proposed_not_booked(sent: Shop) -> None:
     proposal = sent.con.execute("SELECT matched_kind, status FROM proposed_matches").fetchall()
     assert proposal == [("payout", "proposed")]
     assert IBAN_CUSTOMER  # the customer's account is never the statement's own
+
+
+def test_a_returned_payout_is_paid_again_once_the_customer_gives_new_details(sent: Shop) -> None:
+    """Returned (AC04), new IBAN confirmed: the refund is payable again, goes into a second file and is
+    released and settled under that file's own transfer ids; the first payout stays returned."""
+    reconcile_bank_file(sent.con, file_name="r.xml", sha256="r1", lines=lines(
+        line(entry_ref="R", direction="CRDT", amount_cents=1000, end_to_end_id="E1", bank_tx_code="PMNT/ICDT/RRTN",
+             return_reason="AC04", reason_action="ask_new_iban", reason_text="account closed"),
+    ))  # fmt: skip
+    assert payable_refunds(sent.con, WINDOW).is_empty()
+    update_bank_details(sent.con, "R1", iban="FR7630006000011234567890189", iban_problem=None, confirm=True,
+                        today=date(2024, 5, 27), actor="customer", merchant_id="M2")  # fmt: skip
+    again = payable_refunds(sent.con, RunWindow("2024-W22", "main", date(2024, 5, 27)))
+    assert again["refund_ref"].to_list() == ["R1"]
+    items = again.select(pl.lit("E1B").alias("end_to_end_id"), pl.lit("PO-2").alias("payment_info_id"), "refund_id",
+                         "merchant_id", pl.col("payout_cents").alias("amount_cents"))  # fmt: skip
+    record_payout_file(sent.con, PaymentFile("PO-2", "PO-2.xml", "payout", "pain.001.001.03",
+                                             RunWindow("2024-W22", "main", date(2024, 5, 27)), 1, "def",
+                                             date(2024, 5, 28), "valid", items), actor="test")  # fmt: skip
+    release_files(sent.con, ["PO-2.xml"], by="alice", sha256_on_disk={"PO-2.xml": "def"})
+    reconcile_bank_file(sent.con, file_name="ok.xml", sha256="ok", lines=lines(
+        line(entry_ref="S", direction="DBIT", amount_cents=1000, end_to_end_id="E1B", bank_tx_code="PMNT/ICDT/ESCT"),
+    ))  # fmt: skip
+    assert status(sent, "R1") == "completed"
+    kinds = dict(sent.con.execute("SELECT kind, COUNT(*) FROM transfers WHERE refund_id = ? GROUP BY kind",
+                                  [sent.refund("R1", "M2")["refund_id"]]).fetchall())  # fmt: skip
+    assert (kinds["payout_released"], kinds["payout_executed"], kinds["payout_returned"]) == (2, 2, 1)
+    assert balance(sent.con, "platform:payouts_in_transit") == -2500  # only R2 still on its way
+    assert ledger_total(sent.con) == 0

@@ -1,0 +1,445 @@
+"""Streaming reader for camt.052 (account report), camt.053 (statement) and camt.054 (notification).
+
+Versions .001.02 to .001.10 differ in where things are (`TxDtls/Amt` vs `TxDtls/AmtDtls/TxAmt/Amt`,
+`Dbtr/Pty/Nm` vs `Dbtr/Nm`, `Chrgs/Rcrd` vs `Chrgs/Amt`, `<Sts><Cd>BOOK</Cd></Sts>` vs `<Sts>BOOK</Sts>`);
+every variant is looked for, by local name. Entries are read one at a time as the parser reaches their
+end and then freed together with everything before them, so memory does not grow with the number of
+entries; a statement's header (id, account, balances) is read when its first entry, or its end, arrives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from lxml import etree
+
+from sepa.bank_lines import RowBuffer, empty_row, read_amount, to_date
+from sepa.iban import iban_problem, normalise_iban
+from sepa.safe_xml import Source, View, local_name, release, stream
+
+STATEMENT_TAGS = frozenset({"Stmt", "Rpt", "Ntfctn"})
+NOT_PROVIDED = "NOTPROVIDED"
+# Sub-families that book a return or reversal: their AddtlNtryInf may be the only reason given.
+_RETURN_SUBFAMILIES = frozenset({"RRTN", "UPDD", "PRDD", "RPCR"})
+_OPENING = ("OPBD", "PRCD")  # opening booked, else the previous closing booked
+_CLOSING = ("CLBD",)
+MAX_NOTES = 200
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One Stmt (camt.053), Rpt (camt.052) or Ntfctn (camt.054): its header and how many entries it had.
+
+    Balances are signed cents (DBIT negative). A balance without CdtDbtInd is read as positive and
+    flagged with `balance_sign_missing`; a balance that cannot be read is None with a `problems` line.
+    """
+
+    element: str
+    id: str | None
+    account_iban: str | None
+    currency: str | None
+    opening_balance_cents: int | None
+    closing_balance_cents: int | None
+    balance_sign_missing: bool
+    entries: int
+    problems: tuple[str, ...] = ()
+
+
+@dataclass
+class _State:
+    """A statement being read."""
+
+    element: str
+    index: int
+    node: etree._Element | None = None
+    id: str | None = None
+    account_iban: str | None = None
+    currency: str | None = None
+    opening: int | None = None
+    closing: int | None = None
+    sign_missing: bool = False
+    entries: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @classmethod
+    def opening(cls, node: etree._Element | None, index: int) -> _State:
+        """The state of the statement `node` (its header read now), or of entries outside any statement."""
+        name = local_name(node.tag) if node is not None else ""
+        state = cls(name if name in STATEMENT_TAGS else "Stmt", index, node)
+        if node is not None and name in STATEMENT_TAGS:
+            state.read_header(node)
+        return state
+
+    @property
+    def ref_base(self) -> str:
+        return self.id or f"{self.element}{self.index}"
+
+    def read_header(self, statement: etree._Element) -> None:
+        """Id, account and balances: the children before the first entry."""
+        view = View(statement, _HEADER_STOP)
+        self.id = view.text("Id")
+        self.account_iban = account_iban(view, "Acct")
+        self.currency = view.text("Acct/Ccy")
+        opening = closing = None
+        for balance in view.all("Bal"):
+            bal = View(balance)
+            code = bal.text("Tp/CdOrPrtry/Cd", "Tp/CdOrPrtry/Prtry")
+            if code in _OPENING and (opening is None or (opening[0] != _OPENING[0] and code == _OPENING[0])):
+                opening = (code, bal)
+            elif code in _CLOSING and closing is None:
+                closing = (code, bal)
+        self.opening = self._balance(opening)
+        self.closing = self._balance(closing)
+
+    def _balance(self, found: tuple[str, View] | None) -> int | None:
+        if found is None:
+            return None
+        code, bal = found
+        cents, _currency, problems = read_amount(bal.first("Amt"), f"{self.element}/Bal {code} Amt")
+        sign = bal.text("CdtDbtInd")
+        if sign is None:
+            self.sign_missing = True  # read as positive, as the bank presumably meant
+        elif sign not in ("CRDT", "DBIT"):
+            problems.append(f"{self.element}/Bal {code}: CdtDbtInd {sign[:10]!r} is neither CRDT nor DBIT")
+        if problems:
+            self.problems.extend(problems)
+            return None
+        assert cents is not None
+        return -cents if sign == "DBIT" else cents
+
+    def finish(self) -> Statement:
+        return Statement(
+            element=self.element, id=self.id, account_iban=self.account_iban, currency=self.currency,
+            opening_balance_cents=self.opening, closing_balance_cents=self.closing,
+            balance_sign_missing=self.sign_missing, entries=self.entries, problems=tuple(self.problems),
+        )  # fmt: skip
+
+
+def account_iban(view: View, prefix: str) -> str | None:
+    """`<prefix>/Id/IBAN`, else `<prefix>/Id/Othr/Id` when that is a valid IBAN (some banks put it there)."""
+    iban = view.text(f"{prefix}/Id/IBAN")
+    if iban:
+        return normalise_iban(iban)
+    other = view.text(f"{prefix}/Id/Othr/Id")
+    if other and 15 <= len(normalise_iban(other)) <= 34 and iban_problem(other) is None:
+        return normalise_iban(other)
+    return None
+
+
+def bank_tx_code(view: View, prefix: str = "") -> str | None:
+    """ISO `Domain/Family/SubFamily` (e.g. `PMNT/ICDT/RRTN`); None when only a proprietary code is given."""
+    if f"{prefix}BkTxCd/Domn" not in view.paths:
+        return None
+    domain = view.text(f"{prefix}BkTxCd/Domn/Cd")
+    family = view.text(f"{prefix}BkTxCd/Domn/Fmly/Cd")
+    sub = view.text(f"{prefix}BkTxCd/Domn/Fmly/SubFmlyCd")
+    if not (domain and family and sub):
+        return None
+    return f"{domain}/{family}/{sub}"
+
+
+def joined(parts: Iterable[str]) -> str | None:
+    """Texts joined by one space, whitespace runs collapsed; None if nothing is left."""
+    text = " ".join(" ".join(parts).split())
+    return text or None
+
+
+def remittance(view: View, prefix: str = "") -> str | None:
+    """Unstructured remittance lines joined, else the structured creditor references."""
+    return joined(view.texts(f"{prefix}RmtInf/Ustrd")) or joined(view.texts(f"{prefix}RmtInf/Strd/CdtrRefInf/Ref"))
+
+
+def reference(view: View, path: str) -> str | None:
+    """A reference, with the `NOTPROVIDED` placeholder read as missing."""
+    text = view.text(path)
+    return None if text is None or text.upper() == NOT_PROVIDED else text
+
+
+def _child(element: etree._Element, name: str) -> etree._Element | None:
+    for child in element:
+        if local_name(child.tag) == name:
+            return child
+    return None
+
+
+def _charges(view: View) -> tuple[int | None, str | None, list[str]]:
+    """(cents, currency, problems): TtlChrgsAndTaxAmt, else the sum of Chrgs/Rcrd/Amt (a CRDT record is a
+    refund of charges and counts negative), else the sum of the v02 Chrgs/Amt; (None, None, []) if none."""
+    if not view.all("Chrgs"):
+        return None, None, []
+    parts: list[tuple[etree._Element | None, int]] = [(e, 1) for e in view.all("Chrgs/TtlChrgsAndTaxAmt")]
+    if not parts:
+        for record in view.all("Chrgs/Rcrd"):
+            indicator = _child(record, "CdtDbtInd")
+            sign = -1 if indicator is not None and (indicator.text or "").strip() == "CRDT" else 1
+            parts.append((_child(record, "Amt"), sign))
+    if not parts:
+        parts = [(e, 1) for e in view.all("Chrgs/Amt")]
+    if not parts:
+        return None, None, []
+    total, currencies, problems = 0, set(), []
+    for element, sign in parts:
+        cents, currency, found = read_amount(element, "charges amount")
+        problems.extend(found)
+        if cents is not None:
+            total += sign * cents
+        if currency:
+            currencies.add(currency)
+    if len(currencies) > 1:
+        problems.append(f"charges in several currencies {sorted(currencies)} cannot be added up")
+    if problems:
+        return None, None, problems
+    return total, (currencies.pop() if currencies else None), []
+
+
+def _counterparty(
+    view: View, direction: str | None, own_iban: str | None, prefix: str, is_return: bool
+) -> tuple[str | None, str | None]:
+    """(name, IBAN) of the other party: the debtor of a credit, the creditor of a debit.
+
+    Some banks keep the original parties on a return or reversal (the account holder as debtor of a
+    returned credit transfer; only the original debtor on a reversed direct debit): when the chosen party
+    is the statement's own account, or is absent on a return, the other party is taken. The own account
+    is never given as counterparty.
+    """
+    if direction not in ("CRDT", "DBIT"):
+        return None, None
+    roles = ("Dbtr", "Cdtr") if direction == "CRDT" else ("Cdtr", "Dbtr")
+    parties = []
+    for role in roles:
+        name = view.text(f"{prefix}{role}/Nm", f"{prefix}{role}/Pty/Nm")
+        iban = view.text(f"{prefix}{role}Acct/Id/IBAN")
+        parties.append((name, normalise_iban(iban) if iban else None))
+    name, iban = parties[0]
+    if (own_iban and iban == own_iban) or (is_return and name is None and iban is None):
+        name, iban = parties[1]
+    if own_iban and iban == own_iban:
+        iban = None
+    return name, iban
+
+
+_ENTRY_STOP = frozenset({"TxDtls"})
+_HEADER_STOP = frozenset({"Ntry", "Bal"})
+_GRPHDR_STOP = frozenset({"MsgPgntn", "OrgnlBizQry", "MsgRcpt"})
+
+
+def _entry_rows(
+    entry: etree._Element, state: _State, message_type: str, message_id: str | None, notes: list[str]
+) -> list[dict[str, Any]]:
+    """The rows of one Ntry: one per TxDtls, or one for the entry when it has none.
+
+    This runs once per entry of a possibly huge file: optional blocks (RltdPties, RtrInf, Chrgs...) are
+    looked into only when the walk saw them.
+    """
+    line = entry.sourceline
+    ev = View(entry, _ENTRY_STOP)
+    has = ev.paths
+    text = ev.text
+    base = empty_row(message_type)
+    base["message_id"] = message_id
+    base["account_iban"] = state.account_iban
+    base["entry_ref"] = text("NtryRef") or text("AcctSvcrRef") or f"{state.ref_base}#{state.entries}"
+    base["status"] = text("Sts", "Sts/Cd", "Sts/Prtry")
+    if "RvslInd" in has:
+        base["reversal"] = (text("RvslInd") or "").lower() in ("true", "1")
+    entry_problems: list[str] = []
+    for column, path in (("booking_date", "BookgDt"), ("value_date", "ValDt")):
+        if path in has:
+            try:
+                base[column] = to_date(text(path + "/Dt", path + "/DtTm"))
+            except ValueError as exc:
+                entry_problems.append(f"line {line}: Ntry/{path} {exc}")
+    entry_direction = text("CdtDbtInd")
+    entry_code = bank_tx_code(ev)
+    entry_info = joined(ev.texts("AddtlNtryInf")) if "AddtlNtryInf" in has else None
+    entry_amount = ev.first("Amt")
+    details = ev.all("NtryDtls/TxDtls")
+    if not details:
+        row = base
+        cents, currency, problems = read_amount(entry_amount, "Ntry/Amt")
+        if entry_amount is None:
+            problems = [f"line {line}: Ntry has no Amt"]
+        charges, _ccy, charge_problems = _charges(ev)
+        direction, direction_problems = _direction(entry_direction, None, line)
+        row.update(direction=direction, currency=currency, bank_tx_code=entry_code, charges_cents=charges)
+        if _is_return(entry_code):
+            row["return_info"] = entry_info
+        _settle(row, cents, [*entry_problems, *problems, *direction_problems, *charge_problems])
+        return [row]
+
+    rows = []
+    amounts: list[tuple[int | None, str | None, str | None]] = []
+    single = len(details) == 1
+    for number, detail in enumerate(details, start=1):
+        rows.append(
+            _detail_row(View(detail), detail, number, len(details), ev, dict(base) if not single else base,
+                        entry_problems, entry_direction, entry_code, entry_info, state.account_iban, line)
+        )  # fmt: skip
+        amounts.append((rows[-1]["amount_cents"], rows[-1]["currency"], rows[-1]["direction"]))
+    if not single:
+        _check_batch_sum(ev, amounts, entry_direction, line, notes)
+    return rows
+
+
+def _detail_row(
+    tv: View, detail: etree._Element, number: int, count: int, ev: View, row: dict[str, Any],
+    entry_problems: list[str], entry_direction: str | None, entry_code: str | None, entry_info: str | None,
+    own_iban: str | None, line: int | None,
+) -> dict[str, Any]:
+    """The row of one TxDtls of an entry (`ev`), `count` TxDtls in all."""
+    has = tv.paths
+    text = tv.text
+    problems = list(entry_problems)
+    amount_element = tv.first("Amt")  # v04 and later
+    if amount_element is None:
+        amount_element = tv.first("AmtDtls/TxAmt/Amt")  # v02
+    if amount_element is None and count == 1:
+        amount_element = ev.first("Amt")  # a single transaction is the whole entry
+    if amount_element is None:
+        cents, currency = None, None
+        if count == 1:
+            problems.append(f"line {line}: Ntry has no Amt")
+        else:
+            problems.append(
+                f"line {detail.sourceline}: TxDtls {number} of {count} has no amount "
+                "(Amt or AmtDtls/TxAmt/Amt); the entry's amount is not split"
+            )
+    else:
+        cents, currency, found = read_amount(amount_element, "Amt")
+        problems.extend(found)
+    direction, direction_problems = _direction(text("CdtDbtInd"), entry_direction, line)
+    problems.extend(direction_problems)
+    charges, charge_currency, charge_problems = _charges(tv)
+    if charges is None and not charge_problems and count == 1:
+        charges, charge_currency, charge_problems = _charges(ev)
+    problems.extend(charge_problems)
+    if charges and charge_currency and currency and charge_currency != currency:
+        problems.append(f"line {detail.sourceline}: charges in {charge_currency}, amount in {currency}")
+    if "AmtDtls/InstdAmt/Amt" in has:
+        original, original_currency, original_problems = read_amount(tv.first("AmtDtls/InstdAmt/Amt"), "InstdAmt")
+        problems.extend(original_problems)
+        if original_currency == currency:  # an instructed amount in another currency is not comparable
+            row["original_amount_cents"] = original
+    code = _transaction_code(bank_tx_code(tv), entry_code)
+    is_return = _is_return(code)
+    if "RltdPties" in has:
+        returned = is_return or row["reversal"] or "RtrInf" in has
+        row["counterparty_name"], row["counterparty_iban"] = _counterparty(
+            tv, direction, own_iban, "RltdPties/", returned
+        )
+    if "RtrInf" in has:
+        row["return_reason"] = text("RtrInf/Rsn/Cd", "RtrInf/Rsn/Prtry")
+        row["return_info"] = joined(tv.texts("RtrInf/AddtlInf"))
+    elif is_return:
+        row["return_info"] = entry_info  # the bank gave the reason only as text on the entry
+    if "Refs" in has:
+        row["end_to_end_id"] = reference(tv, "Refs/EndToEndId")
+        row["payment_info_id"] = reference(tv, "Refs/PmtInfId")
+        row["instruction_id"] = reference(tv, "Refs/InstrId")
+        row["mandate_id"] = reference(tv, "Refs/MndtId")
+    if row["payment_info_id"] is None and "NtryDtls/Btch" in ev.paths:
+        parent = detail.getparent()
+        batch = _child(parent, "Btch") if parent is not None else None
+        row["payment_info_id"] = reference(View(batch), "PmtInfId") if batch is not None else None
+    if "RmtInf" in has:
+        row["remittance"] = remittance(tv)
+    row["direction"] = direction
+    row["currency"] = currency
+    row["bank_tx_code"] = code
+    row["charges_cents"] = charges
+    _settle(row, cents, problems)
+    return row
+
+
+def _is_return(code: str | None) -> bool:
+    return code is not None and code[code.rfind("/") + 1 :] in _RETURN_SUBFAMILIES
+
+
+def _transaction_code(own: str | None, entry: str | None) -> str | None:
+    """The transaction's own code, except when the entry books a return or reversal and the transaction's
+    code names the original payment (PostFinance reports RDDT/PMDD inside an IDDT/PRDD reversal)."""
+    if own is None:
+        return entry
+    if _is_return(entry) and not _is_return(own):
+        return entry
+    return own
+
+
+def _direction(own: str | None, inherited: str | None, line: int | None) -> tuple[str | None, list[str]]:
+    value = own or inherited
+    if value is None:
+        return None, [f"line {line}: Ntry has no CdtDbtInd (credit or debit unknown)"]
+    if value not in ("CRDT", "DBIT"):
+        return None, [f"line {line}: CdtDbtInd {value[:10]!r} is neither CRDT nor DBIT"]
+    return value, []
+
+
+def _settle(row: dict[str, Any], cents: int | None, problems: list[str]) -> None:
+    """Amount only when nothing about the money is in doubt; otherwise null and the reasons."""
+    if problems:
+        row["amount_cents"] = None
+        row["row_problem"] = "; ".join(dict.fromkeys(problems))  # same reason twice is said once
+    else:
+        row["amount_cents"] = cents
+
+
+def _check_batch_sum(
+    ev: View, amounts: list[tuple[int | None, str | None, str | None]], direction: str | None, line: int | None,
+    notes: list[str],
+) -> None:
+    """A note when a batch's transactions (net, in the entry's direction) add up to neither Btch/TtlAmt nor
+    the entry amount. Not a row problem: each transaction's own amount was read exactly."""
+    if len(notes) >= MAX_NOTES or direction is None or len({ccy for _, ccy, _ in amounts}) != 1:
+        return
+    if any(cents is None for cents, _, _ in amounts):
+        return
+    total = sum((c if d == direction else -c) for c, _, d in amounts if c is not None)
+    expected = []
+    for path in ("NtryDtls/Btch/TtlAmt", "Amt"):
+        element = ev.first(path)
+        if element is not None:
+            cents, _ccy, problems = read_amount(element, path)
+            if not problems:
+                expected.append(cents)
+    if expected and total not in expected:
+        notes.append(
+            f"line {line}: the entry's {len(amounts)} transactions add up to {total} cents, "
+            f"not {' or '.join(str(e) for e in expected)}"
+        )
+
+
+def read_camt(
+    source: Source, message_type: str, buffer: RowBuffer, notes: list[str]
+) -> tuple[str | None, list[Statement]]:
+    """Stream a camt.052/053/054 into `buffer`; returns (GrpHdr/MsgId, statements). Notes go to `notes`."""
+    message_id: str | None = None
+    statements: list[Statement] = []
+    state: _State | None = None
+    # End events only (half the events of start+end): a statement is recognised by its first entry's parent.
+    for _event, element in stream(source, ["GrpHdr", "Stmt", "Rpt", "Ntfctn", "Ntry"], events=("end",)):
+        tag = element.tag
+        local = tag[tag.find("}") + 1 :]
+        if local == "Ntry":
+            parent = element.getparent()
+            if state is None or state.node is not parent:
+                if state is not None:  # entries of an enclosing element that was not a statement
+                    statements.append(state.finish())
+                state = _State.opening(parent, len(statements) + 1)
+            state.entries += 1
+            buffer.extend(_entry_rows(element, state, message_type, message_id, notes))
+        elif local in STATEMENT_TAGS:
+            if state is not None and state.node is not element:
+                statements.append(state.finish())
+                state = None
+            if state is None:  # a statement without entries
+                state = _State.opening(element, len(statements) + 1)
+            statements.append(state.finish())
+            state = None
+        elif local == "GrpHdr" and message_id is None:
+            message_id = View(element, _GRPHDR_STOP).text("MsgId")
+        release(element)
+    if state is not None:
+        statements.append(state.finish())
+    return message_id, statements

@@ -1,0 +1,247 @@
+"""Safe, streaming XML reading for files banks send back (camt.05x, pain.002).
+
+Every parse here uses lxml with `resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False`:
+no external entity is ever read, no entity is expanded, nothing is fetched, and libxml2 keeps its limits
+on depth and text size. A document with a DOCTYPE is refused outright at its root element (bank files
+never have one), and the file size is checked against a limit before any parsing. Every refusal is a
+`BankFileError` with a one-line reason naming the file and, where there is one, the line.
+
+Elements are matched on local names only, so a namespace (any version, a bank's own, or none at all) and
+its prefix do not matter.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from lxml import etree
+
+DEFAULT_MAX_BYTES = 2 * 1024**3  # 2 GiB: a month of statements for a large account is far below this
+_SAFE_OPTIONS = {"resolve_entities": False, "no_network": True, "load_dtd": False, "huge_tree": False}
+_MESSAGE_TYPE_RE = re.compile(r"((?:camt|pain)\.\d{3}\.\d{3}\.\d{2}(?:\.ch\.\d{2})?)")
+
+Source = str | os.PathLike[str] | bytes
+
+
+class BankFileError(ValueError):
+    """A bank file refused as a whole (unsafe, too large, not well-formed, not a supported message)."""
+
+
+@dataclass(frozen=True)
+class Sniffed:
+    """What the first two elements of a document say: namespace, root and message element local names."""
+
+    namespace: str | None
+    root: str
+    message: str
+    message_line: int
+
+
+def source_name(source: Source) -> str:
+    """A short name for messages: the file name, or `<bytes>` for a document given in memory."""
+    if isinstance(source, bytes | bytearray | memoryview):
+        return "<bytes>"
+    return Path(source).name
+
+
+def check_size(source: Source, max_bytes: int) -> None:
+    """Refuse a file larger than `max_bytes` (or empty) before any parsing."""
+    name = source_name(source)
+    if isinstance(source, bytes | bytearray | memoryview):
+        size = len(source)
+    else:
+        try:
+            size = os.stat(source).st_size
+        except OSError as exc:
+            raise BankFileError(f"{name}: cannot read the file ({exc.strerror or exc})") from exc
+    if size > max_bytes:
+        raise BankFileError(f"{name}: {size:,} bytes is over the limit of {max_bytes:,} bytes; not parsed")
+    if size == 0:
+        raise BankFileError(f"{name}: the file is empty")
+
+
+def _open(source: Source) -> IO[bytes]:
+    if isinstance(source, bytes | bytearray | memoryview):
+        return io.BytesIO(bytes(source))
+    try:
+        return open(source, "rb")  # noqa: SIM115 -- closed by the caller's `with`
+    except OSError as exc:
+        raise BankFileError(f"{source_name(source)}: cannot read the file ({exc.strerror or exc})") from exc
+
+
+def local_name(tag: object) -> str:
+    """`{urn:...}Ntry` -> `Ntry`; comments and processing instructions (non-string tags) give ''."""
+    return tag.rpartition("}")[2] if isinstance(tag, str) else ""
+
+
+def namespace_of(tag: str) -> str | None:
+    """`{urn:...}Ntry` -> `urn:...`; None for an element in no namespace."""
+    return tag[1:].partition("}")[0] if tag.startswith("{") else None
+
+
+def message_type_in(namespace: str | None) -> str | None:
+    """The ISO message type named in a namespace (`...:camt.053.001.08` -> `camt.053.001.08`; SIX `.ch.02` kept)."""
+    if not namespace:
+        return None
+    match = _MESSAGE_TYPE_RE.search(namespace)
+    return match.group(1) if match else None
+
+
+def _syntax_error(name: str, exc: Exception) -> BankFileError:
+    """A parser error as one line: what went wrong and where, entity trouble called what it is."""
+    text = str(getattr(exc, "msg", None) or exc).splitlines()[0] if str(exc) else type(exc).__name__
+    line = getattr(exc, "lineno", None)
+    where = f" line {line}:" if line else ""
+    lowered = text.lower()
+    if "entity" in lowered or "amplification" in lowered:
+        return BankFileError(f"{name}:{where} refused: entity declarations or references are not allowed ({text})")
+    if "premature end" in lowered or "end of data" in lowered:
+        return BankFileError(f"{name}:{where} truncated XML, the document ends early ({text})")
+    # A file cut in the middle of a tag reads as a malformed tag: say both.
+    return BankFileError(f"{name}:{where} not well-formed or truncated XML ({text})")
+
+
+def _refuse_doctype(name: str, element: etree._Element) -> None:
+    """At the root element the prolog is parsed: a DOCTYPE (internal subset, entities, external DTD) is refused."""
+    info = element.getroottree().docinfo
+    if info.doctype or info.internalDTD is not None or info.externalDTD is not None:
+        raise BankFileError(
+            f"{name}: line {element.sourceline}: refused: the document has a DOCTYPE (DTDs and entity "
+            "declarations are not allowed in bank files)"
+        )
+
+
+def sniff(source: Source) -> Sniffed:
+    """Read just the root and its first child element: refuses a DOCTYPE, returns namespace and names."""
+    name = source_name(source)
+    seen: list[etree._Element] = []
+    with _open(source) as stream:
+        try:
+            for _event, element in etree.iterparse(stream, events=("start",), **_SAFE_OPTIONS):
+                if not seen:
+                    _refuse_doctype(name, element)
+                seen.append(element)
+                if len(seen) == 2:
+                    break
+        except etree.LxmlError as exc:
+            raise _syntax_error(name, exc) from exc
+        except (LookupError, UnicodeError) as exc:  # e.g. an unknown encoding in the XML declaration
+            raise BankFileError(f"{name}: cannot decode the document ({exc})") from exc
+    if not seen:
+        raise BankFileError(f"{name}: no XML element found")
+    root = seen[0]
+    message = seen[1] if len(seen) > 1 else root  # some banks drop the Document wrapper
+    return Sniffed(namespace_of(root.tag), local_name(root.tag), local_name(message.tag), message.sourceline or 1)
+
+
+def stream(source: Source, tags: list[str], events: tuple[str, ...] = ("start", "end")) -> Iterator[tuple[str, etree._Element]]:
+    """(event, element) for elements with these local names, parsed safely; errors become BankFileError.
+
+    The caller is expected to clear what it has read (see `release`) so memory stays bounded.
+    """
+    name = source_name(source)
+    with _open(source) as handle:
+        # `{*}Ntry` matches Ntry in any namespace or none; the filtering is done inside lxml, not in Python.
+        parser = etree.iterparse(handle, events=events, tag=[f"{{*}}{t}" for t in tags], **_SAFE_OPTIONS)
+        first = True
+        while True:
+            try:
+                event, element = next(parser)
+            except StopIteration:
+                return
+            except etree.LxmlError as exc:
+                raise _syntax_error(name, exc) from exc
+            except (LookupError, UnicodeError) as exc:
+                raise BankFileError(f"{name}: cannot decode the document ({exc})") from exc
+            if first:
+                _refuse_doctype(name, element)  # sniff() did this already; a second guard costs nothing
+                first = False
+            yield event, element
+
+
+def release(element: etree._Element) -> None:
+    """Free an element already read: its content, and all siblings before it (the usual iterparse idiom)."""
+    element.clear(keep_tail=True)
+    parent = element.getparent()
+    if parent is None:
+        return
+    while element.getprevious() is not None:
+        del parent[0]
+
+
+class View:
+    """The descendants of one element by local-name path (`AmtDtls/TxAmt/Amt`), built in a single walk.
+
+    Paths are relative to the element; subtrees whose local name is in `stop` are listed but not entered
+    (an entry's TxDtls are read one by one with their own View). The first non-blank text at each path
+    is kept as the walk passes, so a lookup is one dict access: a million entries make this the hot path.
+    """
+
+    __slots__ = ("_first", "paths")
+
+    def __init__(self, element: etree._Element, stop: frozenset[str] = frozenset()) -> None:
+        self.paths: dict[str, list[etree._Element]] = {}
+        self._first: dict[str, str] = {}
+        _index(element, "", stop, self.paths, self._first)
+
+    def first(self, path: str) -> etree._Element | None:
+        """The first element at `path`, or None."""
+        found = self.paths.get(path)
+        return found[0] if found else None
+
+    def all(self, path: str) -> list[etree._Element]:
+        """Every element at `path`, in document order."""
+        return self.paths.get(path, [])
+
+    def text(self, *paths: str) -> str | None:
+        """The stripped text of the first of `paths` that has some, or None."""
+        get = self._first.get
+        for path in paths:
+            text = get(path)
+            if text is not None:
+                return text
+        return None
+
+    def texts(self, path: str) -> list[str]:
+        """The stripped, non-empty texts of every element at `path`."""
+        return [t for t in ((e.text or "").strip() for e in self.paths.get(path, ())) if t]
+
+
+_LOCAL_NAMES: dict[str, str] = {}  # "{urn:...}Amt" -> "Amt": a few dozen tags, met millions of times
+
+
+def _index(
+    element: etree._Element, prefix: str, stop: frozenset[str], paths: dict[str, list[etree._Element]],
+    first: dict[str, str],
+) -> None:
+    local_names = _LOCAL_NAMES
+    for child in element:
+        tag = child.tag
+        local = local_names.get(tag)
+        if local is None:
+            if tag.__class__ is not str:
+                continue  # comments and processing instructions
+            local = tag[tag.find("}") + 1 :]
+            if len(local_names) < 10_000:  # bounded: a hostile file may invent any number of tags
+                local_names[tag] = local
+        path = prefix + local
+        found = paths.get(path)
+        if found is None:
+            paths[path] = [child]
+        else:
+            found.append(child)
+        if len(child):
+            if local not in stop:
+                _index(child, path + "/", stop, paths, first)
+        elif path not in first:
+            text = child.text  # ISO 20022 has no mixed content: only leaves carry text
+            if text:
+                text = text.strip()
+                if text:
+                    first[path] = text
