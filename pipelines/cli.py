@@ -59,7 +59,7 @@ app.add_typer(exceptions_app, name="exceptions")
 
 # Piped output (scripts, CI logs) gets wide tables instead of rich's 80-column default.
 out = Console(soft_wrap=True, markup=False, highlight=False, width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # an error is one line, whatever the terminal width
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="One JSON object per line instead of a table.")]
 MerchantOpt = Annotated[str | None, typer.Option("--merchant", help="Merchant id, when a reference is shared.")]

@@ -18,7 +18,7 @@ import pytest
 from pipelines.settings import Home
 from sepa.pain001 import build_credit_transfers
 from sepa.parties import Party
-from tests.conftest import small_export
+from tests.conftest import corpus_dir, small_export
 
 PAYOUTS = str(Path(sys.executable).parent / "payouts")
 
@@ -40,7 +40,7 @@ HELPED = [
     ["import"], ["run", "nightly"], ["run", "weekly"], ["refunds", "list"], ["refunds", "history"],
     ["refunds", "set-status"], ["refunds", "bank-details"], ["ledger", "balances"], ["rejects", "list"],
     ["notifications", "list"], ["files", "list"], ["files", "release"], ["files", "validate"], ["generate"],
-    ["demo"], ["ui"],
+    ["demo"], ["ui"], ["inspect"], ["import-bank"], ["run", "reconcile"], ["exceptions", "list"], ["sandbox-bank"],
 ]  # fmt: skip
 
 
@@ -197,3 +197,29 @@ def test_validate_names_the_element_and_line_of_each_error(home: Home, tmp_path:
     done = payouts(home, "files", "validate", str(bad), ok=False)
     assert done.returncode == 1
     assert re.search(r"bad\.xml: line \d+: .*IBAN.*'DE02 1203'", done.stdout), done.stdout
+
+
+def test_inspect_prints_the_contract_keys_and_refuses_hostile_files(home: Home, tmp_path: Path) -> None:
+    """`payouts inspect --json`: one object per transaction with the documented keys; a file with an external
+    entity is refused with exit status 2 and one line, and nothing from outside the file is printed."""
+    corpus = corpus_dir() / "camt053" / "libeufin-de.camt.053.001.02.xml"
+    if not corpus.exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"corpus missing at {corpus}")
+        pytest.skip(f"corpus not found at {corpus} (set PAYOUTS_CORPUS)")
+    rows = json_lines(payouts(home, "inspect", str(corpus), "--json").stdout)
+    keys = {"message_type", "message_id", "account_iban", "entry_ref", "booking_date", "value_date", "status",
+            "direction", "amount_cents", "currency", "reversal", "bank_tx_code", "end_to_end_id", "payment_info_id",
+            "instruction_id", "mandate_id", "return_reason", "return_info", "original_amount_cents", "charges_cents",
+            "counterparty_name", "counterparty_iban", "remittance"}  # fmt: skip
+    assert rows and all(keys <= set(r) for r in rows)
+    returned = [r for r in rows if r["bank_tx_code"] == "PMNT/ICDT/RRTN"]
+    assert [r["return_reason"] for r in returned] == ["AC01"]
+    hostile = tmp_path / "evil.xml"
+    hostile.write_text(
+        '<?xml version="1.0"?><!DOCTYPE d [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+        '<Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.02"><BkToCstmrStmt>&x;</BkToCstmrStmt></Document>'
+    )
+    done = payouts(home, "inspect", str(hostile), "--json", ok=False)
+    assert done.returncode == 2 and done.stdout == "" and len(done.stderr.strip().splitlines()) == 1
+    assert "root:" not in done.stderr
