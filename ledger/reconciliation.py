@@ -142,7 +142,8 @@ def _decide(con: duckdb.DuckDBPyConnection, lines: pl.DataFrame) -> pl.DataFrame
     rjct = pl.col("status") == "RJCT"
     event = (
         pl.when(pl.col("is_status") & rjct & pl.col("kind").is_not_null()).then(pl.lit("rejected"))
-        .when(pl.col("is_status") & pl.col("status").is_in(list(ACCEPTED))).then(pl.lit("accepted"))
+        .when(pl.col("is_status") & pl.col("status").is_in(list(ACCEPTED)) & pl.col("kind").is_not_null())
+        .then(pl.lit("accepted"))
         .when(pl.col("is_status")).then(pl.lit(None, pl.String))
         .when(payout & debit & ~pl.col("is_return")).then(pl.lit("executed"))
         .when(payout & credit & pl.col("is_return")).then(pl.lit("returned"))
@@ -154,7 +155,6 @@ def _decide(con: duckdb.DuckDBPyConnection, lines: pl.DataFrame) -> pl.DataFrame
         pl.when(pl.col("row_problem").is_not_null()).then(pl.lit("exception"))
         .when(pl.col("_copy") > 0).then(pl.lit("exception"))
         .when(~pl.col("is_status") & (pl.col("status") != "BOOK")).then(pl.lit("ignored"))
-        .when(pl.col("event") == "accepted").then(pl.lit("ignored"))
         .when(pl.col("event").is_not_null()).then(pl.lit("matched"))
     )  # fmt: skip
     note = (
