@@ -54,6 +54,7 @@ class BankProfile:
     collection_lead_days: int
     per_refund_fee_cents: int
     auto_release: bool
+    return_charges_to: str = "platform"
 
     def __post_init__(self) -> None:
         problem = creditor_id_problem(self.platform.creditor_id or "")

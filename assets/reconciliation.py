@@ -9,7 +9,7 @@ import polars as pl
 
 from assets.formatting import markdown_table
 from ledger.postings import ledger_total, unbalanced_transfers
-from ledger.reconciliation import list_exceptions, reconcile_bank_file, unaccounted_lines
+from ledger.reconciliation import ReturnPolicy, list_exceptions, reconcile_bank_file, unaccounted_lines
 from sepa.bank_files import read_bank_file
 from sepa.reason_codes import reason
 from sepa.safe_xml import BankFileError
@@ -38,7 +38,7 @@ def with_reason_actions(rows: pl.DataFrame) -> pl.DataFrame:
     group_name="reconciliation",
     kinds={"xml", "duckdb"},
     owners=["team:finance-ops"],
-    required_resource_keys={"ledger", "home"},
+    required_resource_keys={"ledger", "home", "bank"},
 )
 def reconciled_bank_files(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     """One bank file (camt.052/053/054 or pain.002) from `inbox/bank/`, read safely and reconciled against
@@ -63,7 +63,10 @@ def reconciled_bank_files(context: dg.AssetExecutionContext) -> dg.MaterializeRe
         raise dg.Failure(f"refused: {exc}") from None
     lines = with_reason_actions(bank_file.rows)
     with context.resources.ledger.connect() as con:
-        done = reconcile_bank_file(con, file_name=name, sha256=sha, lines=lines, balance_gaps=balance_gaps(bank_file))
+        done = reconcile_bank_file(
+            con, file_name=name, sha256=sha, lines=lines, balance_gaps=balance_gaps(bank_file),
+            policy=ReturnPolicy(charges_to=context.resources.bank.profile().return_charges_to),
+        )  # fmt: skip
         queue = list_exceptions(con).filter(pl.col("file_name") == name)
     _move(path, home.root / "archive" / "bank" / name)
     summary = lines.group_by("direction", "status").agg(

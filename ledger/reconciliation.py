@@ -35,6 +35,17 @@ BANK_CHARGES = "platform:bank_charges"
 
 
 @dataclass(frozen=True)
+class ReturnPolicy:
+    """What the platform does with banks' charges on returns: bear them, or pass them to the merchant."""
+
+    charges_to: str = "platform"  # platform | merchant
+
+    def __post_init__(self) -> None:
+        if self.charges_to not in {"platform", "merchant"}:
+            raise ValueError(f"charges_to must be platform or merchant, not {self.charges_to!r}")
+
+
+@dataclass(frozen=True)
 class Reconciled:
     """What one bank file did to the books."""
 
@@ -83,6 +94,7 @@ def reconcile_bank_file(
     sha256: str,
     lines: pl.DataFrame,
     balance_gaps: list[str] | None = None,
+    policy: ReturnPolicy = ReturnPolicy(),
 ) -> Reconciled:
     """Match and book one bank file; all of it in one transaction, none of it twice.
 
@@ -100,7 +112,7 @@ def reconcile_bank_file(
     fresh = lines.join(known, on="line_id", how="anti")
     with transaction(con):
         decided = _decide(con, fresh)
-        _apply(con, decided, file_name)
+        _apply(con, decided, file_name, policy)
         _store(con, decided, file_name, sha256, balance_gaps or [])
     counts = decided.group_by("outcome").len()
     count = dict(counts.iter_rows())
@@ -295,7 +307,7 @@ def _propose(con: duckdb.DuckDBPyConnection, lines: pl.DataFrame) -> pl.DataFram
     )  # fmt: skip
 
 
-def _apply(con: duckdb.DuckDBPyConnection, decided: pl.DataFrame, file_name: str) -> None:
+def _apply(con: duckdb.DuckDBPyConnection, decided: pl.DataFrame, file_name: str, policy: ReturnPolicy) -> None:
     """Book what the matched lines mean: transfers, statuses, notifications, exceptions."""
     matched = decided.filter(pl.col("outcome") == "matched")
     for event, kind, handler in (
@@ -308,7 +320,9 @@ def _apply(con: duckdb.DuckDBPyConnection, decided: pl.DataFrame, file_name: str
     ):
         rows = matched.filter((pl.col("event") == event) & (pl.col("kind") == kind))
         if not rows.is_empty():
-            handler(con, rows.unique("refund_id" if kind == "payout" else "collection_id", keep="first"), file_name)
+            handler(
+                con, rows.unique("refund_id" if kind == "payout" else "collection_id", keep="first"), file_name, policy
+            )
     accepted = decided.filter(pl.col("event") == "accepted").select("file_id").drop_nulls().unique()
     if not accepted.is_empty():
         run_with_frames(
@@ -350,7 +364,7 @@ def _mark_items(con: duckdb.DuckDBPyConnection, refunds: pl.DataFrame, outcome: 
     )
 
 
-def _payouts_executed(con: duckdb.DuckDBPyConnection, rows: pl.DataFrame, file_name: str) -> None:
+def _payouts_executed(con: duckdb.DuckDBPyConnection, rows: pl.DataFrame, file_name: str, policy: ReturnPolicy) -> None:
     refunds = _refund_rows(con, rows)
     _settle_payouts(con, refunds)
     _mark_items(con, refunds, pl.lit("executed"))
@@ -359,7 +373,7 @@ def _payouts_executed(con: duckdb.DuckDBPyConnection, rows: pl.DataFrame, file_n
     change_status(con, sent.select("refund_id", pl.lit("completed").alias("to_status"), booked), actor="reconciliation")
 
 
-def _payouts_returned(con: duckdb.DuckDBPyConnection, rows: pl.DataFrame, file_name: str) -> None:
+def _payouts_returned(con: duckdb.DuckDBPyConnection, rows: pl.DataFrame, file_name: str, policy: ReturnPolicy) -> None:
     """A payout the bank returned (camt) or rejected (pain.002): the money is back, owed to the customer again.
     Account closed or IBAN wrong: the customer is asked for new bank details; anything else waits for finance ops."""
     refunds = _refund_rows(con, rows).filter(pl.col("refund_status").is_in(["sent", "completed"]))
@@ -382,7 +396,7 @@ def _payouts_returned(con: duckdb.DuckDBPyConnection, rows: pl.DataFrame, file_n
         memo=pl.format("refund {} {} by the bank ({})", pl.col("refund_ref"), pl.col("event"),
                        pl.col("return_reason").fill_null("no reason code")),
     ))  # fmt: skip
-    _post_charges(con, refunds)
+    _post_charges(con, refunds, policy)
     _mark_items(con, refunds, pl.col("event"))
     ask = (pl.col("reason_action") == "ask_new_iban").fill_null(False)
     code, text = pl.col("return_reason").fill_null("no reason code"), pl.col("reason_text").fill_null("")
@@ -411,15 +425,19 @@ def _payouts_returned(con: duckdb.DuckDBPyConnection, rows: pl.DataFrame, file_n
     ), file_name)  # fmt: skip
 
 
-def _post_charges(con: duckdb.DuckDBPyConnection, rows: pl.DataFrame) -> None:
+def _post_charges(con: duckdb.DuckDBPyConnection, rows: pl.DataFrame, policy: ReturnPolicy) -> None:
     charged = rows.filter(pl.col("charges_cents").fill_null(0) > 0)
     if charged.is_empty():
         return
+    bearer = (
+        pl.format("merchant:{}:receivable", pl.col("merchant_id")) if policy.charges_to == "merchant"
+        else pl.lit(BANK_CHARGES)
+    )  # fmt: skip
     post_frames(con, *two_legged_frames(
-        charged.with_columns(pl.col("merchant_id") if "merchant_id" in charged.columns else pl.lit(None, pl.String)),
+        charged,
         transfer_id=pl.format("charges:{}", pl.col("line_id")),
         kind="bank_charges",
-        debit=pl.lit(BANK_CHARGES),
+        debit=bearer,
         credit=pl.lit(accounts.PLATFORM_BANK),
         amount_cents=pl.col("charges_cents"),
         memo=pl.lit("bank charges on a return"),
@@ -437,7 +455,9 @@ def _collection_rows(con: duckdb.DuckDBPyConnection, rows: pl.DataFrame) -> pl.D
     )  # fmt: skip
 
 
-def _collections_booked(con: duckdb.DuckDBPyConnection, rows: pl.DataFrame, file_name: str) -> None:
+def _collections_booked(
+    con: duckdb.DuckDBPyConnection, rows: pl.DataFrame, file_name: str, policy: ReturnPolicy
+) -> None:
     collections = _collection_rows(con, rows).filter(pl.col("collection_status").is_in(["released", "in_file"]))
     if collections.is_empty():
         return
@@ -457,7 +477,9 @@ def _collections_booked(con: duckdb.DuckDBPyConnection, rows: pl.DataFrame, file
     )
 
 
-def _collections_returned(con: duckdb.DuckDBPyConnection, rows: pl.DataFrame, file_name: str) -> None:
+def _collections_returned(
+    con: duckdb.DuckDBPyConnection, rows: pl.DataFrame, file_name: str, policy: ReturnPolicy
+) -> None:
     """A merchant's direct debit returned (insufficient funds, disputed, no mandate...): the receivable is
     reopened and finance ops are told, with the reason and whether it may be presented again."""
     collections = _collection_rows(con, rows).filter(pl.col("collection_status").is_in(["released", "booked"]))
@@ -478,7 +500,7 @@ def _collections_returned(con: duckdb.DuckDBPyConnection, rows: pl.DataFrame, fi
         memo=pl.format("direct debit {} by the merchant's bank ({})", pl.col("event"),
                        pl.col("return_reason").fill_null("no reason code")),
     ))  # fmt: skip
-    _post_charges(con, collections)
+    _post_charges(con, collections, policy)
     run_with_frames(con, "UPDATE collections SET status = 'returned' WHERE collection_id IN "
                          "(SELECT collection_id FROM c)", c=collections.select("collection_id"))  # fmt: skip
     _raise_exceptions(con, collections.select(

@@ -56,6 +56,7 @@ class BankProfileResource(dg.ConfigurableResource):
     collection_lead_days: int = 1
     per_refund_fee_cents: int = 50
     auto_release: bool = False
+    return_charges_to: str = "platform"  # who bears banks' charges on returns: platform or merchant
 
     def profile(self) -> BankProfile:
         """The profile as the file writers use it (creditor identifier checked)."""
@@ -72,4 +73,5 @@ class BankProfileResource(dg.ConfigurableResource):
             collection_lead_days=self.collection_lead_days,
             per_refund_fee_cents=self.per_refund_fee_cents,
             auto_release=self.auto_release,
+            return_charges_to=self.return_charges_to,
         )

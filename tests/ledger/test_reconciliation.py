@@ -16,7 +16,13 @@ from ledger.payment_files import (
     release_files,
 )
 from ledger.postings import balance, ledger_total
-from ledger.reconciliation import LINE_COLUMNS, list_exceptions, reconcile_bank_file, unaccounted_lines
+from ledger.reconciliation import (
+    LINE_COLUMNS,
+    ReturnPolicy,
+    list_exceptions,
+    reconcile_bank_file,
+    unaccounted_lines,
+)
 from ledger.refunds import make_refunds_due, update_bank_details
 from tests.ledger.shop import IBAN_CUSTOMER, Shop, integrated, merchant, order, refund
 
@@ -192,4 +198,16 @@ def test_a_returned_payout_is_paid_again_once_the_customer_gives_new_details(sen
                                   [sent.refund("R1", "M2")["refund_id"]]).fetchall())  # fmt: skip
     assert (kinds["payout_released"], kinds["payout_executed"], kinds["payout_returned"]) == (2, 2, 1)
     assert balance(sent.con, "platform:payouts_in_transit") == -2500  # only R2 still on its way
+    assert ledger_total(sent.con) == 0
+
+
+def test_return_charges_can_be_passed_to_the_merchant(sent: Shop) -> None:
+    """With the bank profile's return_charges_to = merchant, the bank's charge on a return is the merchant's."""
+    merchant_pays = ReturnPolicy(charges_to="merchant")
+    reconcile_bank_file(sent.con, file_name="c.xml", sha256="c", policy=merchant_pays, lines=lines(
+        line(entry_ref="N9", direction="CRDT", amount_cents=1000, end_to_end_id="E1", bank_tx_code="PMNT/ICDT/RRTN",
+             return_reason="AC04", reason_action="ask_new_iban", charges_cents=150),
+    ))  # fmt: skip
+    assert balance(sent.con, "merchant:M2:receivable") == 150
+    assert balance(sent.con, "platform:bank_charges") == 0
     assert ledger_total(sent.con) == 0
