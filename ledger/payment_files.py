@@ -73,7 +73,9 @@ def collectable_refunds(
         "SELECT r.refund_id, r.refund_ref, r.merchant_id, r.order_id, r.payout_cents, m.name AS merchant_name, "
         "m.iban, m.bic, m.iban_problem, m.mandate_id, m.mandate_signed_on, m.collection, m.blocked "
         "FROM refunds r JOIN merchants m USING (merchant_id) "
-        "WHERE m.funding = 'own_account' AND r.status = 'due' AND r.payout_cents > 0 "
+        "WHERE m.funding = 'own_account' AND r.payout_cents > 0 "
+        # Due refunds, and refunds whose collection came back for insufficient funds, presented again.
+        "AND (r.status = 'due' OR r.refund_id IN (SELECT refund_id FROM represented_refunds)) "
         "AND r.due_on <= ? AND m.collection IN (" + ", ".join("?" for _ in modes) + ") "
         "AND NOT EXISTS (SELECT 1 FROM collection_refunds c WHERE c.refund_id = r.refund_id) "
         "ORDER BY r.merchant_id, r.requested_on, r.refund_ref",

@@ -39,6 +39,7 @@ class ReturnPolicy:
     """What the platform does with banks' charges on returns: bear them, or pass them to the merchant."""
 
     charges_to: str = "platform"  # platform | merchant
+    represent_once: bool = True  # a collection returned for insufficient funds (AM04) is presented again once
 
     def __post_init__(self) -> None:
         if self.charges_to not in {"platform", "merchant"}:
@@ -503,14 +504,47 @@ def _collections_returned(
     _post_charges(con, collections, policy)
     run_with_frames(con, "UPDATE collections SET status = 'returned' WHERE collection_id IN "
                          "(SELECT collection_id FROM c)", c=collections.select("collection_id"))  # fmt: skip
+    again = _represent(con, collections, policy)
     _raise_exceptions(con, collections.select(
         "line_id", pl.lit(None, pl.String).alias("refund_id"), "collection_id",
         pl.format("merchant {}: direct debit {} ({}: {}); receivable reopened{}", pl.col("merchant_id"),
                   pl.col("event"), pl.col("return_reason").fill_null("no reason code"),
                   pl.col("reason_text").fill_null("unknown reason code"),
-                  pl.when(pl.col("reason_action") == "retry").then(pl.lit(", may be presented once more"))
+                  pl.when(pl.col("collection_id").is_in(again)).then(pl.lit(", presented again in the next run"))
                   .otherwise(pl.lit(", escalate"))).alias("reason"),
     ), file_name)  # fmt: skip
+
+
+def _represent(con: duckdb.DuckDBPyConnection, collections: pl.DataFrame, policy: ReturnPolicy) -> list[str]:
+    """Collections returned with a retry reason (AM04) whose refunds were never presented again are freed
+    for the next run's collection; returns their ids. Anything else stays escalated."""
+    if not policy.represent_once:
+        return []
+    retry = collections.filter((pl.col("reason_action") == "retry").fill_null(False))
+    if retry.is_empty():
+        return []
+    refunds = run_with_frames(
+        con,
+        "SELECT cr.refund_id, cr.collection_id FROM collection_refunds cr JOIN r USING (collection_id) "
+        "WHERE NOT EXISTS (SELECT 1 FROM represented_refunds p WHERE p.refund_id = cr.refund_id)",
+        r=retry.select("collection_id"),
+    )
+    # A collection is presented again only if none of its refunds has been already.
+    fresh = retry.join(
+        run_with_frames(con, "SELECT DISTINCT cr.collection_id FROM collection_refunds cr JOIN r USING (collection_id) "
+                        "JOIN represented_refunds p ON p.refund_id = cr.refund_id", r=retry.select("collection_id")),
+        on="collection_id", how="anti",
+    ).select("collection_id")  # fmt: skip
+    refunds = refunds.join(fresh, on="collection_id", how="semi")
+    if refunds.is_empty():
+        return []
+    run_with_frames(
+        con,
+        "INSERT INTO represented_refunds SELECT refund_id, collection_id, current_timestamp FROM f",
+        f=refunds,
+    )
+    run_with_frames(con, "DELETE FROM collection_refunds WHERE refund_id IN (SELECT refund_id FROM f)", f=refunds)
+    return fresh["collection_id"].to_list()
 
 
 def _raise_exceptions(con: duckdb.DuckDBPyConnection, rows: pl.DataFrame, file_name: str) -> None:

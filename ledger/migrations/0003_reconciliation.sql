@@ -68,3 +68,12 @@ CREATE TABLE proposed_matches (
     status         VARCHAR NOT NULL,          -- proposed | confirmed | declined
     created_at     TIMESTAMP NOT NULL
 );
+
+-- Refunds whose merchant collection was returned for insufficient funds (AM04) and presented again:
+-- a refund is presented again once; a second return is escalated.
+CREATE TABLE represented_refunds (
+    refund_id      VARCHAR NOT NULL,
+    collection_id  VARCHAR NOT NULL,   -- the collection that was returned
+    represented_at TIMESTAMP NOT NULL,
+    PRIMARY KEY (refund_id, collection_id)
+);

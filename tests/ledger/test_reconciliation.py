@@ -11,7 +11,10 @@ import pytest
 from ledger.payment_files import (
     PaymentFile,
     RunWindow,
+    collectable_refunds,
     payable_refunds,
+    plan_collections,
+    record_collection_file,
     record_payout_file,
     release_files,
 )
@@ -211,3 +214,45 @@ def test_return_charges_can_be_passed_to_the_merchant(sent: Shop) -> None:
     assert balance(sent.con, "merchant:M2:receivable") == 150
     assert balance(sent.con, "platform:bank_charges") == 0
     assert ledger_total(sent.con) == 0
+
+
+def collected(shop: Shop, week: RunWindow, file_id: str) -> pl.DataFrame:
+    """M1's due refunds collected in a released file `file_id`; returns the collections."""
+    refunds, _ = collectable_refunds(shop.con, week)
+    collections, covered = plan_collections(shop.con, refunds, week, collection_date=week.cutoff,
+                                            per_refund_fee_cents=0)  # fmt: skip
+    items = collections.select(pl.format("{}-DD", pl.col("collection_id")).alias("end_to_end_id"),
+                               pl.lit(f"{file_id}-1").alias("payment_info_id"), "collection_id", "merchant_id",
+                               "amount_cents")  # fmt: skip
+    payment_file = PaymentFile(file_id, f"{file_id}.xml", "collection", "pain.008.001.02", week, 1, "h" + file_id,
+                               week.cutoff, "valid", items)  # fmt: skip
+    record_collection_file(shop.con, payment_file, collections, covered)
+    release_files(shop.con, [f"{file_id}.xml"], by="alice", sha256_on_disk={f"{file_id}.xml": "h" + file_id})
+    return collections
+
+
+def returned_am04(shop: Shop, collection_id: str, sha: str) -> None:
+    reconcile_bank_file(shop.con, file_name=f"{sha}.xml", sha256=sha, lines=lines(
+        line(entry_ref=sha, direction="DBIT", amount_cents=1000, end_to_end_id=f"{collection_id}-DD",
+             bank_tx_code="PMNT/IDDT/UPDD", return_reason="AM04", reason_action="retry"),
+    ))  # fmt: skip
+
+
+def test_a_collection_returned_for_insufficient_funds_is_presented_again_once(shop: Shop) -> None:
+    """AM04: the merchant's receivable is reopened and its refunds are collected again in the next run; a second
+    AM04 on the re-presentation is escalated and the refunds are not presented a third time."""
+    shop.load("merchants", [merchant()])
+    shop.load("orders", [order("O1")])
+    shop.load("refunds", [refund("R1", 1000, "O1")])
+    make_refunds_due(shop.con, date(2024, 5, 20))
+    first = collected(shop, WINDOW, "DD-1")["collection_id"][0]
+    returned_am04(shop, first, "ret1")
+    assert balance(shop.con, "merchant:M1:receivable") == 1000
+    assert "presented again" in list_exceptions(shop.con)["reason"][0]
+    week22 = RunWindow("2024-W22", "main", date(2024, 5, 27))
+    second = collected(shop, week22, "DD-2")
+    assert second["sequence_type"].to_list() == ["RCUR"]
+    returned_am04(shop, second["collection_id"][0], "ret2")
+    assert collectable_refunds(shop.con, RunWindow("2024-W23", "main", date(2024, 6, 3)))[0].is_empty()
+    assert "escalate" in list_exceptions(shop.con)["reason"][1]
+    assert ledger_total(shop.con) == 0
