@@ -64,7 +64,7 @@ class _State:
     problems: list[str] = field(default_factory=list)
 
     @classmethod
-    def opening(cls, node: etree._Element | None, index: int) -> _State:
+    def begin(cls, node: etree._Element | None, index: int) -> _State:
         """The state of the statement `node` (its header read now), or of entries outside any statement."""
         name = local_name(node.tag) if node is not None else ""
         state = cls(name if name in STATEMENT_TAGS else "Stmt", index, node)
@@ -284,9 +284,18 @@ def _entry_rows(
 
 
 def _detail_row(
-    tv: View, detail: etree._Element, number: int, count: int, ev: View, row: dict[str, Any],
-    entry_problems: list[str], entry_direction: str | None, entry_code: str | None, entry_info: str | None,
-    own_iban: str | None, line: int | None,
+    tv: View,
+    detail: etree._Element,
+    number: int,
+    count: int,
+    ev: View,
+    row: dict[str, Any],
+    entry_problems: list[str],
+    entry_direction: str | None,
+    entry_code: str | None,
+    entry_info: str | None,
+    own_iban: str | None,
+    line: int | None,
 ) -> dict[str, Any]:
     """The row of one TxDtls of an entry (`ev`), `count` TxDtls in all."""
     has = tv.paths
@@ -386,7 +395,10 @@ def _settle(row: dict[str, Any], cents: int | None, problems: list[str]) -> None
 
 
 def _check_batch_sum(
-    ev: View, amounts: list[tuple[int | None, str | None, str | None]], direction: str | None, line: int | None,
+    ev: View,
+    amounts: list[tuple[int | None, str | None, str | None]],
+    direction: str | None,
+    line: int | None,
     notes: list[str],
 ) -> None:
     """A note when a batch's transactions (net, in the entry's direction) add up to neither Btch/TtlAmt nor
@@ -426,7 +438,7 @@ def read_camt(
             if state is None or state.node is not parent:
                 if state is not None:  # entries of an enclosing element that was not a statement
                     statements.append(state.finish())
-                state = _State.opening(parent, len(statements) + 1)
+                state = _State.begin(parent, len(statements) + 1)
             state.entries += 1
             buffer.extend(_entry_rows(element, state, message_type, message_id, notes))
         elif local in STATEMENT_TAGS:
@@ -434,7 +446,7 @@ def read_camt(
                 statements.append(state.finish())
                 state = None
             if state is None:  # a statement without entries
-                state = _State.opening(element, len(statements) + 1)
+                state = _State.begin(element, len(statements) + 1)
             statements.append(state.finish())
             state = None
         elif local == "GrpHdr" and message_id is None:

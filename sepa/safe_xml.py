@@ -70,7 +70,7 @@ def _open(source: Source) -> IO[bytes]:
     if isinstance(source, bytes | bytearray | memoryview):
         return io.BytesIO(bytes(source))
     try:
-        return open(source, "rb")  # noqa: SIM115 -- closed by the caller's `with`
+        return open(source, "rb")
     except OSError as exc:
         raise BankFileError(f"{source_name(source)}: cannot read the file ({exc.strerror or exc})") from exc
 
@@ -121,9 +121,9 @@ def sniff(source: Source) -> Sniffed:
     """Read just the root and its first child element: refuses a DOCTYPE, returns namespace and names."""
     name = source_name(source)
     seen: list[etree._Element] = []
-    with _open(source) as stream:
+    with _open(source) as handle:
         try:
-            for _event, element in etree.iterparse(stream, events=("start",), **_SAFE_OPTIONS):
+            for _event, element in etree.iterparse(handle, events=("start",), **_SAFE_OPTIONS):
                 if not seen:
                     _refuse_doctype(name, element)
                 seen.append(element)
@@ -140,7 +140,9 @@ def sniff(source: Source) -> Sniffed:
     return Sniffed(namespace_of(root.tag), local_name(root.tag), local_name(message.tag), message.sourceline or 1)
 
 
-def stream(source: Source, tags: list[str], events: tuple[str, ...] = ("start", "end")) -> Iterator[tuple[str, etree._Element]]:
+def stream(
+    source: Source, tags: list[str], events: tuple[str, ...] = ("start", "end")
+) -> Iterator[tuple[str, etree._Element]]:
     """(event, element) for elements with these local names, parsed safely; errors become BankFileError.
 
     The caller is expected to clear what it has read (see `release`) so memory stays bounded.
@@ -217,7 +219,10 @@ _LOCAL_NAMES: dict[str, str] = {}  # "{urn:...}Amt" -> "Amt": a few dozen tags, 
 
 
 def _index(
-    element: etree._Element, prefix: str, stop: frozenset[str], paths: dict[str, list[etree._Element]],
+    element: etree._Element,
+    prefix: str,
+    stop: frozenset[str],
+    paths: dict[str, list[etree._Element]],
     first: dict[str, str],
 ) -> None:
     local_names = _LOCAL_NAMES

@@ -15,6 +15,7 @@ import dagster as dg
 import polars as pl
 import pytest
 
+from ledger.db import open_ledger
 from pipelines.settings import Home
 from sepa.pain001 import build_credit_transfers
 from sepa.parties import Party
@@ -223,3 +224,23 @@ def test_inspect_prints_the_contract_keys_and_refuses_hostile_files(home: Home, 
     done = payouts(home, "inspect", str(hostile), "--json", ok=False)
     assert done.returncode == 2 and done.stdout == "" and len(done.stderr.strip().splitlines()) == 1
     assert "root:" not in done.stderr
+
+
+def test_demo_closes_the_loop(home: Home) -> None:
+    """`payouts demo` on a small shop, end to end through Dagster: every line the sandbox bank wrote is
+    matched, every returned refund waits for bank details with a notification, the ledger sums to zero."""
+    done = payouts(home, "demo", "--merchants", "12", "--orders", "600", "--weeks", "2", "--seed", "3")
+    assert "ledger total (must be zero): EUR 0.00" in done.stdout
+    with open_ledger(home.ledger) as con:
+        outcomes = dict(con.execute(
+            "SELECT outcome, COUNT(*) FROM bank_lines WHERE file_name LIKE 'SBX-%' GROUP BY outcome"
+        ).fetchall())  # fmt: skip
+        returned = con.execute(
+            "SELECT r.refund_ref, r.status, (SELECT COUNT(*) FROM notifications n WHERE n.refund_id = r.refund_id "
+            "AND n.template = 'refund_returned') FROM refunds r WHERE r.refund_id IN "
+            "(SELECT matched_ref FROM bank_lines WHERE event IN ('returned', 'rejected') AND matched_kind = 'payout')"
+        ).fetchall()
+        files = con.execute("SELECT DISTINCT status FROM payment_files").fetchall()
+    assert set(outcomes) == {"matched"} and outcomes["matched"] > 0
+    assert all(status == "awaiting_bank_details" and notified >= 1 for _, status, notified in returned), returned
+    assert files and {s for (s,) in files} <= {"released", "acknowledged"}

@@ -13,7 +13,6 @@ import re
 from collections import Counter
 from decimal import Decimal
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -303,7 +302,3 @@ def test_corpus_summary(capsys: pytest.CaptureFixture[str]) -> None:
         assert len(rows)
     with capsys.disabled():
         print("\n" + "\n".join(lines))
-
-
-def test_corpus_path_is_the_shared_helpers() -> None:
-    assert Path(CORPUS) == corpus_dir()

@@ -16,7 +16,7 @@ BATCH = (
     "<RltdPties><Dbtr><Nm>A</Nm></Dbtr><DbtrAcct><Id><IBAN>NL91ABNA0417164300</IBAN></Id></DbtrAcct></RltdPties>"
     "</TxDtls>"
     '<TxDtls><Refs><EndToEndId>E-2</EndToEndId></Refs><AmtDtls><TxAmt><Amt Ccy="EUR">5.25</Amt></TxAmt></AmtDtls>'
-    "<RtrInf><Rsn><Cd>AC01</Cd></Rsn></RtrInf><Chrgs><Amt Ccy=\"EUR\">0.50</Amt></Chrgs></TxDtls>"
+    '<RtrInf><Rsn><Cd>AC01</Cd></Rsn></RtrInf><Chrgs><Amt Ccy="EUR">0.50</Amt></Chrgs></TxDtls>'
 )
 VALID = camt_document(
     [entry(), entry('<Amt Ccy="EUR">12.50</Amt>', "CRDT", details=BATCH, code=domain("ICDT", "RRTN")),
@@ -24,7 +24,7 @@ VALID = camt_document(
 )  # fmt: skip
 
 # Bytes a mutation writes: XML syntax, digits, letters that make tags and codes, and arbitrary bytes.
-INTERESTING = st.sampled_from(list(b"<>/&;\"'=!?-.0123456789 \nCDEIRTUabt") + [0x00, 0x80, 0xC3, 0xFF])
+INTERESTING = st.sampled_from([*b"<>/&;\"'=!?-.0123456789 \nCDEIRTUabt", 0x00, 0x80, 0xC3, 0xFF])
 BYTE = st.one_of(INTERESTING, st.integers(0, 255))
 EDIT = st.tuples(st.sampled_from(["replace", "insert", "delete"]), st.integers(0, len(VALID) - 1), BYTE)
 

@@ -36,7 +36,9 @@ def tx(e2e: str, status: str | None = "RJCT", reason: str = "", ref: str = "") -
 
 def payment(pmt_id: str, content: str, status: str | None = None, reason: str = "") -> str:
     status_xml = f"<PmtInfSts>{status}</PmtInfSts>" if status else ""
-    return f"<OrgnlPmtInfAndSts><OrgnlPmtInfId>{pmt_id}</OrgnlPmtInfId>{status_xml}{reason}{content}</OrgnlPmtInfAndSts>\n"
+    return (
+        f"<OrgnlPmtInfAndSts><OrgnlPmtInfId>{pmt_id}</OrgnlPmtInfId>{status_xml}{reason}{content}</OrgnlPmtInfAndSts>\n"
+    )
 
 
 GROUP_SCT = "<OrgnlMsgId>PAY-2024-05-22-1</OrgnlMsgId><OrgnlMsgNmId>pain.001.001.03</OrgnlMsgNmId>"
@@ -67,7 +69,9 @@ def test_payment_information_reject_without_transactions() -> None:
 
 
 def test_transactions_with_original_references() -> None:
-    doc = pain002(GROUP_SCT, payment("PMT-1", tx("E-1", reason=reason_block("AC04", "closed")) + tx("E-2", "ACSC"), "PART"))
+    doc = pain002(
+        GROUP_SCT, payment("PMT-1", tx("E-1", reason=reason_block("AC04", "closed")) + tx("E-2", "ACSC"), "PART")
+    )
     rows = read_bank_file(doc).rows
     assert rows.select("message_id", "payment_info_id", "instruction_id", "end_to_end_id", "status", "return_reason",
                        "return_info").rows() == [
