@@ -55,6 +55,7 @@ class BankProfile:
     per_refund_fee_cents: int
     auto_release: bool
     return_charges_to: str = "platform"
+    represent_am04_once: bool = True
 
     def __post_init__(self) -> None:
         problem = creditor_id_problem(self.platform.creditor_id or "")

@@ -65,7 +65,7 @@ def reconciled_bank_files(context: dg.AssetExecutionContext) -> dg.MaterializeRe
     with context.resources.ledger.connect() as con:
         done = reconcile_bank_file(
             con, file_name=name, sha256=sha, lines=lines, balance_gaps=balance_gaps(bank_file),
-            policy=ReturnPolicy(charges_to=context.resources.bank.profile().return_charges_to),
+            policy=_return_policy(context.resources.bank.profile()),
         )  # fmt: skip
         queue = list_exceptions(con).filter(pl.col("file_name") == name)
     _move(path, home.root / "archive" / "bank" / name)
@@ -90,6 +90,10 @@ def reconciled_bank_files(context: dg.AssetExecutionContext) -> dg.MaterializeRe
             "reader_notes": dg.MetadataValue.md("\n".join(f"- {n}" for n in bank_file.notes) or "_none_"),
         }
     )
+
+
+def _return_policy(bank) -> ReturnPolicy:
+    return ReturnPolicy(charges_to=bank.return_charges_to, represent_once=bank.represent_am04_once)
 
 
 def _move(src, target) -> None:

@@ -57,6 +57,7 @@ class BankProfileResource(dg.ConfigurableResource):
     per_refund_fee_cents: int = 50
     auto_release: bool = False
     return_charges_to: str = "platform"  # who bears banks' charges on returns: platform or merchant
+    represent_am04_once: bool = True  # present a collection returned for insufficient funds once more
 
     def profile(self) -> BankProfile:
         """The profile as the file writers use it (creditor identifier checked)."""
@@ -74,4 +75,5 @@ class BankProfileResource(dg.ConfigurableResource):
             per_refund_fee_cents=self.per_refund_fee_cents,
             auto_release=self.auto_release,
             return_charges_to=self.return_charges_to,
+            represent_am04_once=self.represent_am04_once,
         )
