@@ -407,7 +407,8 @@ def files_validate(
     path: Annotated[Path, typer.Argument(help="A pain.001, pain.008, pain.002 or camt.05x file.")],
 ) -> None:
     """Validate a file against the official XSD of its message type (picked from its namespace); print
-    each error with its line, element and value. Exit status 0 when valid, 1 when not.
+    each error with its line, element and value. Exit status 0 when valid, 1 when not. Schemas not shipped
+    (pain.002.001.03) can be added as $PAYOUTS_HOME/xsd/<message type>.xsd.
 
     Example: payouts files validate outbox/pending/PO-2024-W21-0001.xml
     """
@@ -415,7 +416,9 @@ def files_validate(
 
     if not path.is_file():
         raise _fail(f"no such file: {path}", 2)
-    result = validate_document(path.read_bytes())
+    # Schemas an installation adds (a version not shipped, or its bank's own variant) live in $PAYOUTS_HOME/xsd.
+    extra = _home().root / "xsd"
+    result = validate_document(path.read_bytes(), extra_xsd_dirs=[extra] if extra.is_dir() else [])
     if result.ok:
         out.print(f"{path.name}: valid {result.message_type}")
         return

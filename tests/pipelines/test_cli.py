@@ -244,3 +244,20 @@ def test_demo_closes_the_loop(home: Home) -> None:
     assert set(outcomes) == {"matched"} and outcomes["matched"] > 0
     assert all(status == "awaiting_bank_details" and notified >= 1 for _, status, notified in returned), returned
     assert files and {s for (s,) in files} <= {"released", "acknowledged"}
+
+
+def test_validate_uses_schemas_the_installation_adds(home: Home) -> None:
+    """pain.002.001.03 is not shipped: without its schema a report cannot be validated (exit 1, saying so);
+    with the schema in $PAYOUTS_HOME/xsd/ it validates."""
+    corpus = corpus_dir()
+    report = corpus / "pain002" / "iso20022js-nordea-pain_002_v3_group_reject.xml"
+    schema = corpus / "xsd" / "pyiso20022-pain.002.001.03.xsd"
+    if not report.exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"corpus missing at {corpus}")
+        pytest.skip(f"corpus not found at {corpus} (set PAYOUTS_CORPUS)")
+    missing = payouts(home, "files", "validate", str(report), ok=False)
+    assert missing.returncode == 1 and "no XSD available for pain.002.001.03" in missing.stdout
+    (home.root / "xsd").mkdir()
+    shutil.copy(schema, home.root / "xsd" / "pain.002.001.03.xsd")  # into the temporary installation only
+    assert payouts(home, "files", "validate", str(report)).stdout.strip().endswith("valid pain.002.001.03")
