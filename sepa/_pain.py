@@ -181,3 +181,12 @@ def finish(
 def _qualify(path: str, ns: str) -> str:
     """`ReqdExctnDt/Dt` -> `{ns}ReqdExctnDt/{ns}Dt`."""
     return "/".join(ns + part for part in path.split("/"))
+
+
+def add_payment(writer: object, payment: dict, bic: str | None) -> None:
+    """Hand one transaction to a sepaxml writer: the BIC only when known, and a copy of the dict,
+    because sepaxml's add_payment rewrites the dict it is given."""
+    normalised = normalise_bic(bic)
+    if normalised:
+        payment = {**payment, "BIC": normalised}
+    writer.add_payment(dict(payment))  # type: ignore[attr-defined]

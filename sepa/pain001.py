@@ -72,10 +72,7 @@ def build_credit_transfers(
             "description": _pain.epc_text(row["remittance"], 140, "remittance", e2e),
             "endtoend_id": e2e,
         }
-        bic = _pain.normalise_bic(row["bic"])
-        if bic:
-            payment["BIC"] = bic
-        writer.add_payment(dict(payment))  # a copy: add_payment rewrites the dict it is given
+        _pain.add_payment(writer, payment, row["bic"])
     # validate=False: sepaxml validates with the slow pure-Python xmlschema; callers validate with sepa.xsd.
     exported = writer.export(validate=False)
     return _pain.finish(

@@ -100,10 +100,7 @@ def build_direct_debits(
             "description": _pain.epc_text(row["remittance"], 140, "remittance", e2e),
             "endtoend_id": e2e,
         }
-        bic = _pain.normalise_bic(row["bic"])
-        if bic:
-            payment["BIC"] = bic
-        writer.add_payment(dict(payment))  # a copy: add_payment rewrites the dict it is given
+        _pain.add_payment(writer, payment, row["bic"])
     exported = writer.export(validate=False)  # validated with sepa.xsd by the caller, much faster
     return _pain.finish(
         exported,
