@@ -18,23 +18,20 @@ from rich.table import Table
 from ledger.db import open_ledger
 from ledger.intake import list_rejects
 from ledger.intake_files import IntakeFileError, discover, file_sha256, kind_of
-from ledger.lifecycle import IllegalTransition, Status
+from ledger.lifecycle import Status
 from ledger.money import euros
 from ledger.notifications import list_notifications
 from ledger.payment_files import list_files
 from ledger.postings import balances, ledger_total
 from ledger.refunds import (
-    BankDetailsRefused,
     RefundNotFound,
     find_refund,
     list_refunds,
     refund_history,
-    set_manual_status,
     status_summary,
-    update_bank_details,
 )
 from pipelines.settings import Home, payouts_home
-from sepa.iban import iban_problem, mask_iban, normalise_iban
+from sepa.iban import mask_iban
 
 app = typer.Typer(
     help="Refund payouts over SEPA, reconciled against a double-entry ledger. "
@@ -303,11 +300,11 @@ def refunds_set_status(
     """
     if status not in {s.value for s in Status}:
         raise _fail(f"unknown status {status!r}", 2)
-    with open_ledger(_home().ledger) as con:
-        try:
-            refund = set_manual_status(con, ref, status, actor=by, reason=reason, merchant_id=merchant)
-        except (RefundNotFound, IllegalTransition) as exc:
-            raise _fail(str(exc)) from None
+    home = _home()
+    config = {"refund": ref, "status": status, "by": by, "reason": reason, "merchant": merchant or ""}
+    _launch(home, "refund_status_change", config={"ops": {"change_refund_status": {"config": config}}})
+    with open_ledger(home.ledger) as con:
+        refund = find_refund(con, ref, merchant)
     out.print(f"refund {refund['refund_ref']} is now {refund['status']}", highlight=False)
 
 
@@ -328,33 +325,16 @@ def refunds_bank_details(
     """
     if iban is None and not confirm:
         raise _fail("give --iban, --confirm, or both", 2)
-    new_iban = normalise_iban(iban) if iban is not None else None
-    with open_ledger(_home().ledger) as con:
-        try:
-            before = None if new_iban is None else _current_iban(con, ref, merchant)
-            note = f"IBAN changed from {mask_iban(before) or 'none'} to {mask_iban(new_iban)}" if new_iban else ""
-            refund = update_bank_details(
-                con,
-                ref,
-                iban=new_iban,
-                iban_problem=iban_problem(new_iban) if new_iban else None,
-                confirm=confirm,
-                today=date.today(),
-                actor=by,
-                change_note=note,
-                merchant_id=merchant,
-            )
-        except (RefundNotFound, BankDetailsRefused, IllegalTransition) as exc:
-            raise _fail(str(exc)) from None
+    home = _home()
+    config = {"refund": ref, "iban": iban or "", "confirm": confirm, "by": by, "merchant": merchant or ""}
+    _launch(home, "bank_details_update", config={"ops": {"update_customer_bank_details": {"config": config}}})
+    with open_ledger(home.ledger) as con:
+        refund = find_refund(con, ref, merchant)
     out.print(
         f"refund {refund['refund_ref']}: {refund['status']}, IBAN {mask_iban(refund['customer_iban'])}, "
         f"due {refund['due_on']}",
         highlight=False,
     )
-
-
-def _current_iban(con, ref: str, merchant: str | None) -> str | None:
-    return find_refund(con, ref, merchant)["customer_iban"]
 
 
 # ----------------------------------------------------------------------------------------- files

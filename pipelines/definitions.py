@@ -9,11 +9,13 @@ from assets.payment_files import customer_payouts, file_checks, merchant_collect
 from assets.reconciliation import every_bank_line_accounted_for, reconciled_bank_files
 from assets.refunds import due_refunds, ledger_balances_to_zero
 from pipelines.jobs import (
+    bank_details_update,
     intake_job,
     midweek_schedule,
     nightly_job,
     nightly_schedule,
     reconcile_job,
+    refund_status_change,
     release_job,
     weekly_job,
     weekly_schedule,
@@ -36,7 +38,15 @@ def build_definitions(home: Home) -> dg.Definitions:
             reconciled_bank_files,
         ],
         asset_checks=[ledger_balances_to_zero, *file_checks, every_bank_line_accounted_for],
-        jobs=[intake_job, nightly_job, weekly_job, release_job, reconcile_job],
+        jobs=[
+            intake_job,
+            nightly_job,
+            weekly_job,
+            release_job,
+            reconcile_job,
+            refund_status_change,
+            bank_details_update,
+        ],
         schedules=[nightly_schedule, weekly_schedule, midweek_schedule],
         sensors=[bank_inbox_sensor],
         resources={

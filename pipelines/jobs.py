@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from assets.intake import shop_exports
+from assets.operations import change_refund_status, update_customer_bank_details
 from assets.payment_files import customer_payouts, merchant_collections, released_payment_files, weekly_partitions
 from assets.reconciliation import reconciled_bank_files
 from assets.refunds import due_refunds
@@ -57,6 +58,16 @@ reconcile_job = dg.define_asset_job(
     selection=[reconciled_bank_files],
     description="Reconcile one bank file from inbox/bank (its partition) against the ledger.",
 )
+
+
+@dg.job(description="Change a refund's manual status (open, in progress, already refunded), with who and why.")
+def refund_status_change() -> None:
+    change_refund_status()
+
+
+@dg.job(description="Give or confirm a customer's bank details for a refund, as the customer's link does.")
+def bank_details_update() -> None:
+    update_customer_bank_details()
 
 
 def weekly_run_config(run: str = "main") -> dict:
