@@ -563,6 +563,27 @@ def notifications_list(as_json: JsonFlag = False) -> None:
 # ----------------------------------------------------------------------------------------- demo
 
 
+@app.command("status")
+def status(as_json: JsonFlag = False) -> None:
+    """Where money stands, on one screen: refunds by stage, the platform's position in the ledger, and the
+    work waiting for finance ops (exceptions, proposals, files to release).
+
+    Example: payouts status
+    """
+    from ledger.reports import money_position, open_work, refunds_by_stage
+
+    with open_ledger(_home().ledger) as con:
+        stages, position, work = refunds_by_stage(con), money_position(con), open_work(con)
+    if as_json:
+        _print_json_lines(stages.with_columns(pl.lit("refunds").alias("table")))
+        _print_json_lines(position.with_columns(pl.lit("ledger").alias("table")))
+        _print_json_lines(work.with_columns(pl.lit("work").alias("table")))
+        return
+    _print_table(stages, "Refunds by stage")
+    _print_table(position, "Where the money is (ledger)")
+    _print_table(work, "Waiting for finance ops")
+
+
 @app.command("generate")
 def generate(
     out_dir: Annotated[Path, typer.Argument(help="Folder to write the export files into.")],

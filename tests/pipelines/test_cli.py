@@ -42,6 +42,7 @@ HELPED = [
     ["refunds", "set-status"], ["refunds", "bank-details"], ["ledger", "balances"], ["rejects", "list"],
     ["notifications", "list"], ["files", "list"], ["files", "release"], ["files", "validate"], ["generate"],
     ["demo"], ["ui"], ["inspect"], ["import-bank"], ["run", "reconcile"], ["exceptions", "list"], ["sandbox-bank"],
+    ["status"],
 ]  # fmt: skip
 
 
@@ -261,3 +262,17 @@ def test_validate_uses_schemas_the_installation_adds(home: Home) -> None:
     (home.root / "xsd").mkdir()
     shutil.copy(schema, home.root / "xsd" / "pain.002.001.03.xsd")  # into the temporary installation only
     assert payouts(home, "files", "validate", str(report)).stdout.strip().endswith("valid pain.002.001.03")
+
+
+def test_status_shows_where_money_stands(loaded: Home) -> None:
+    """`payouts status --json`: every stage with its count and payout, the ledger position, open work."""
+    rows = json_lines(payouts(loaded, "status", "--json").stdout)
+    stages = {r["status"]: r for r in rows if r["table"] == "refunds"}
+    assert (stages["due"]["refunds"], stages["due"]["payout_cents"]) == (1, 5000)
+    assert stages["blocked"]["refunds"] == 1 and stages["completed"]["refunds"] == 0
+    ledger = {r["what"]: r["balance_cents"] for r in rows if r["table"] == "ledger"}
+    assert ledger["owed to customers"] == -10000 and ledger["owed by own-account merchants"] == 5000
+    work = {r["what"]: r["items"] for r in rows if r["table"] == "work"}
+    assert work["open exceptions"] == 0 and work["payment files waiting for release"] == 0
+    table = payouts(loaded, "status").stdout
+    assert "Refunds by stage" in table and "EUR 50.00" in table
