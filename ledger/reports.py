@@ -64,3 +64,45 @@ def open_work(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
         "UNION ALL SELECT 'payment files waiting for release', COUNT(*) FROM payment_files WHERE status = 'written' "
         "UNION ALL SELECT 'collections returned', COUNT(*) FROM collections WHERE status = 'returned'"
     ).pl()
+
+
+def weekly_report(con: duckdb.DuckDBPyConnection, partition_key: str) -> dict[str, pl.DataFrame]:
+    """The reconciliation report of one ISO week (`2024-W21`): its payouts and collections with what the bank
+    did, returns by reason, the open exceptions and the ledger's balances; one frame per sheet."""
+    payouts = con.execute(
+        "SELECT f.file_name, r.refund_ref, r.merchant_id, r.customer_name, i.amount_cents, "
+        "COALESCE(i.outcome, 'open') AS bank_outcome, r.status AS refund_status "
+        "FROM payment_file_items i JOIN payment_files f USING (file_id) JOIN refunds r USING (refund_id) "
+        "WHERE f.partition_key = ? AND f.kind = 'payout' ORDER BY f.file_name, r.merchant_id, r.refund_ref",
+        [partition_key],
+    ).pl()
+    collections = con.execute(
+        "SELECT c.collection_id, c.merchant_id, m.name AS merchant_name, c.sequence_type, c.collection_date, "
+        "c.refunds_cents, c.fee_cents, c.amount_cents, c.status "
+        "FROM collections c JOIN merchants m USING (merchant_id) "
+        "WHERE c.partition_key = ? ORDER BY c.merchant_id, c.collection_id",
+        [partition_key],
+    ).pl()
+    returns = con.execute(
+        "SELECT l.matched_kind AS kind, COALESCE(l.return_reason, '(none)') AS reason, l.event, COUNT(*) AS lines, "
+        "CAST(SUM(l.amount_cents) AS BIGINT) AS amount_cents FROM bank_lines l "
+        "JOIN payment_file_items i ON i.refund_id = l.matched_ref OR i.collection_id = l.matched_ref "
+        "JOIN payment_files f ON f.file_id = i.file_id "
+        "WHERE f.partition_key = ? AND l.event IN ('returned', 'rejected') GROUP BY ALL ORDER BY ALL",
+        [partition_key],
+    ).pl()
+    exceptions = con.execute(
+        "SELECT e.created_at, e.file_name, r.refund_ref, e.collection_id, e.reason FROM exceptions e "
+        "LEFT JOIN refunds r USING (refund_id) WHERE e.status = 'open' ORDER BY e.created_at"
+    ).pl()
+    balances = con.execute(
+        "SELECT account, CAST(SUM(amount_cents) AS BIGINT) AS balance_cents FROM postings GROUP BY account "
+        "ORDER BY account"
+    ).pl()
+    return {
+        "payouts": payouts,
+        "collections": collections,
+        "returns by reason": returns,
+        "exceptions": exceptions,
+        "ledger balances": balances,
+    }

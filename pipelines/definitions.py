@@ -8,6 +8,7 @@ from assets.intake import shop_exports
 from assets.payment_files import customer_payouts, file_checks, merchant_collections, released_payment_files
 from assets.reconciliation import every_bank_line_accounted_for, reconciled_bank_files
 from assets.refunds import due_refunds, ledger_balances_to_zero
+from assets.reports import weekly_reconciliation_report
 from pipelines.jobs import (
     bank_details_update,
     intake_job,
@@ -17,6 +18,7 @@ from pipelines.jobs import (
     reconcile_job,
     refund_status_change,
     release_job,
+    report_job,
     weekly_job,
     weekly_schedule,
 )
@@ -36,6 +38,7 @@ def build_definitions(home: Home) -> dg.Definitions:
             customer_payouts,
             released_payment_files,
             reconciled_bank_files,
+            weekly_reconciliation_report,
         ],
         asset_checks=[ledger_balances_to_zero, *file_checks, every_bank_line_accounted_for],
         jobs=[
@@ -44,6 +47,7 @@ def build_definitions(home: Home) -> dg.Definitions:
             weekly_job,
             release_job,
             reconcile_job,
+            report_job,
             refund_status_change,
             bank_details_update,
         ],

@@ -9,6 +9,7 @@ from assets.operations import change_refund_status, update_customer_bank_details
 from assets.payment_files import customer_payouts, merchant_collections, released_payment_files, weekly_partitions
 from assets.reconciliation import reconciled_bank_files
 from assets.refunds import due_refunds
+from assets.reports import weekly_reconciliation_report
 
 intake_job = dg.define_asset_job(
     "intake",
@@ -52,6 +53,12 @@ release_job = dg.define_asset_job(
     description="Release pending payment files to the bank (outbox/released) and post them in the ledger.",
 )
 
+
+report_job = dg.define_asset_job(
+    "report",
+    selection=[weekly_reconciliation_report],
+    description="Write a week's reconciliation report (UI metadata and Excel workbook in reports/).",
+)
 
 reconcile_job = dg.define_asset_job(
     "reconcile",

@@ -4,6 +4,7 @@ each bank file, the reconcile job books it; nothing twice, nothing dropped."""
 from __future__ import annotations
 
 import shutil
+import zipfile
 
 import dagster as dg
 import pytest
@@ -125,3 +126,25 @@ def test_returned_payouts_wait_for_new_bank_details(answered: Home, instance: dg
     assert (status == "awaiting_bank_details" and notified == 1 and "by the bank" in problem) or (
         status == "returned" and queued == 1
     )
+
+
+def test_weekly_report_reads_as_finance_ops_expect(answered: Home, instance: dg.DagsterInstance) -> None:
+    """The week's report: a workbook with the five sheets, names kept as text (a customer called "=cmd|..."
+    is never a formula), and a summary in the run's metadata."""
+    with open_ledger(answered.ledger) as con:
+        con.execute("UPDATE refunds SET customer_name = '=cmd|'' /C calc''!A0' WHERE refund_ref = 'R1'")
+    reconcile_inbox(answered, instance)
+    run(answered, instance, "weekly", weekly_run_config("main"), partition="2024-05-27")
+    result = run(answered, instance, "report", partition="2024-05-27")
+    meta = result.asset_materializations_for_node("weekly_reconciliation_report")[0].metadata
+    workbook = answered.reports / "reconciliation-2024-W22.xlsx"
+    assert meta["workbook"].value == str(workbook) and "| payouts | 1 | EUR 50.00 |" in meta["summary"].value
+    with zipfile.ZipFile(workbook) as book:
+        names = [n for n in book.namelist() if n.startswith("xl/worksheets/sheet")]
+        sheets = book.read("xl/workbook.xml").decode()
+        payouts_sheet = book.read("xl/worksheets/sheet1.xml").decode()
+        strings = book.read("xl/sharedStrings.xml").decode()
+    assert len(names) == 5
+    for title in ("payouts", "collections", "returns by reason", "exceptions", "ledger balances"):
+        assert f'name="{title}"' in sheets
+    assert "<f>" not in payouts_sheet and "=cmd|" in strings
