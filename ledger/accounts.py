@@ -15,6 +15,11 @@ CUSTOMER_INSTALMENTS = "customers:instalments_receivable"
 COLLECTIONS_IN_TRANSIT = "platform:collections_in_transit"
 PAYOUTS_IN_TRANSIT = "platform:payouts_in_transit"
 PLATFORM_FEES = "platform:fee_income"
+# What finance ops book by hand when resolving exceptions: the bank's charges, money that arrived and is
+# owed back to whoever sent it (a payment return), and amounts given up.
+BANK_CHARGES = "platform:bank_charges"
+TO_SEND_BACK = "platform:to_send_back"
+WRITE_OFFS = "platform:write_offs"
 
 
 def merchant_receivable(merchant_id: str) -> str:

@@ -45,7 +45,8 @@ TRANSITIONS: dict[Status | None, frozenset[Status]] = {
     S.DUE: frozenset({S.IN_FILE, S.AWAITING_BANK_DETAILS, S.SCHEDULED}),
     S.IN_FILE: frozenset({S.SENT, S.DUE}),
     S.SENT: frozenset({S.COMPLETED, S.RETURNED, S.REJECTED, S.AWAITING_BANK_DETAILS}),
-    S.RETURNED: frozenset({S.AWAITING_BANK_DETAILS, S.SCHEDULED}),
+    # Finance ops may pay a returned refund again to the same account (the bank's reason was temporary).
+    S.RETURNED: frozenset({S.AWAITING_BANK_DETAILS, S.SCHEDULED, S.DUE}),
     # `open` hands a refund back to the pipeline: the nightly run schedules it again.
     S.OPEN: frozenset({S.SCHEDULED, S.DUE, S.AWAITING_BANK_DETAILS, S.BLOCKED}),
     S.IN_PROGRESS: frozenset(),

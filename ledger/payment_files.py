@@ -16,6 +16,7 @@ import duckdb
 import polars as pl
 
 from ledger import accounts
+from ledger.audit import OperationRefused, log_operation, require, same_person
 from ledger.db import run_with_frames, transaction
 from ledger.lifecycle import change_status
 from ledger.notifications import queue_notifications
@@ -54,6 +55,7 @@ class PaymentFile:
     requested_on: date
     validation: str
     items: pl.DataFrame  # end_to_end_id, payment_info_id, refund_id | collection_id, merchant_id, amount_cents
+    prepared_by: str | None = None  # who launched or configured the run: not the one to release it
 
 
 def collection_id_for(merchant_id: str, window: RunWindow, refund_id: str | None = None) -> str:
@@ -125,6 +127,7 @@ def plan_collections(
         )
         .alias("collection_id")
     )
+    keyed = _fresh_collection_ids(con, keyed)
     collections = (
         keyed.group_by("collection_id", maintain_order=True)
         .agg(
@@ -161,6 +164,28 @@ def plan_collections(
         pl.lit(collection_date).alias("collection_date"),
     )
     return collections, keyed.select("refund_id", "collection_id")
+
+
+def _fresh_collection_ids(con: duckdb.DuckDBPyConnection, keyed: pl.DataFrame) -> pl.DataFrame:
+    """A collection id is used once: when the week already had a collection for the merchant (its file was
+    cancelled, or it came back and its refunds are presented again in a re-run of the week), the new one
+    gets a new id, and so a new EndToEndId, derived from the old one."""
+    used = run_with_frames(
+        con,
+        "SELECT collection_id FROM collections WHERE collection_id IN (SELECT collection_id FROM k)",
+        k=keyed.select("collection_id").unique(),
+    )["collection_id"].to_list()
+    if not used:
+        return keyed
+    taken = set(con.execute("SELECT collection_id FROM collections").pl()["collection_id"].to_list())
+    renamed = {}
+    for old in used:
+        n, new = 1, old
+        while new in taken:
+            n += 1
+            new = "CL" + hashlib.sha256(f"{old}\x1f{n}".encode()).hexdigest()[:20].upper()
+        renamed[old] = new
+    return keyed.with_columns(pl.col("collection_id").replace(renamed))
 
 
 def payable_refunds(con: duckdb.DuckDBPyConnection, window: RunWindow) -> pl.DataFrame:
@@ -289,10 +314,10 @@ def _insert_file(con: duckdb.DuckDBPyConnection, f: PaymentFile) -> None:
     items = f.items
     con.execute(
         "INSERT INTO payment_files (file_id, file_name, kind, message_type, partition_key, run_label, seq, n_tx, "
-        "ctrl_sum_cents, sha256, requested_on, validation, status, created_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'written', current_timestamp)",
+        "ctrl_sum_cents, sha256, requested_on, validation, status, created_at, prepared_by) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'written', current_timestamp, ?)",
         [f.file_id, f.file_name, f.kind, f.message_type, f.window.partition_key, f.window.run_label, f.seq,
-         items.height, int(items["amount_cents"].sum()), f.sha256, f.requested_on, f.validation],
+         items.height, int(items["amount_cents"].sum()), f.sha256, f.requested_on, f.validation, f.prepared_by],
     )  # fmt: skip
     columns = {"refund_id": pl.String, "collection_id": pl.String}
     rows = items.with_columns([pl.lit(None, t).alias(c) for c, t in columns.items() if c not in items.columns])
@@ -312,11 +337,24 @@ def list_files(
     """The file registry, newest week first."""
     return con.execute(
         "SELECT file_name, file_id AS msg_id, kind, message_type, partition_key, run_label, seq, n_tx, "
-        "ctrl_sum_cents, sha256, requested_on, validation, status, created_at, released_at, released_by "
-        "FROM payment_files WHERE (? IS NULL OR partition_key = ?) AND (? IS NULL OR status = ?) "
+        "ctrl_sum_cents, sha256, requested_on, validation, status, created_at, prepared_by, released_at, "
+        "released_by, cancelled_by, cancel_reason FROM payment_files "
+        "WHERE (? IS NULL OR partition_key = ?) AND (? IS NULL OR status = ?) "
         "ORDER BY partition_key DESC, kind, run_label, seq",
         [partition_key, partition_key, status, status],
     ).pl()
+
+
+def files_by_merchant(con: duckdb.DuckDBPyConnection, file_names: list[str]) -> pl.DataFrame:
+    """What the named files move per merchant (transactions and cents), largest amount first."""
+    return run_with_frames(
+        con,
+        "SELECT i.merchant_id, m.name AS merchant_name, f.kind, COUNT(*) AS transactions, "
+        "CAST(SUM(i.amount_cents) AS BIGINT) AS amount_cents FROM payment_file_items i "
+        "JOIN payment_files f USING (file_id) JOIN merchants m USING (merchant_id) "
+        "WHERE f.file_name IN (SELECT file_name FROM n) GROUP BY ALL ORDER BY amount_cents DESC, i.merchant_id",
+        n=pl.DataFrame({"file_name": file_names}, schema={"file_name": pl.String}),
+    )
 
 
 def file_problems(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
@@ -355,10 +393,16 @@ def file_problems(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
 
 
 def release_files(
-    con: duckdb.DuckDBPyConnection, file_names: list[str], *, by: str, sha256_on_disk: dict[str, str | None]
+    con: duckdb.DuckDBPyConnection,
+    file_names: list[str],
+    *,
+    by: str,
+    sha256_on_disk: dict[str, str | None],
+    four_eyes: bool = True,
 ) -> pl.DataFrame:
-    """Release written files to the bank: check each (valid, unchanged on disk, no problem), then post
-    the money they move and mark them released, all in one transaction. Returns the files released.
+    """Release written files to the bank: check each (valid, unchanged on disk, no problem, and with
+    `four_eyes` not released by the person who prepared its run), then post the money they move and mark
+    them released, all in one transaction. Returns the files released.
 
     Collections: the merchant's receivable (and any per-refund fee) is now being collected.
     Payouts: what the platform owes the customer is now on its way; the refunds are `sent`.
@@ -379,6 +423,11 @@ def release_files(
         name = row["file_name"]
         if row["status"] != "written":
             raise ReleaseRefused(f"{name} is {row['status']}, not waiting for release")
+        if four_eyes and same_person(by, row["prepared_by"]):
+            raise ReleaseRefused(
+                f"{name} was prepared by {row['prepared_by']}, who may not also release it (four eyes): "
+                "someone else must release it"
+            )
         on_disk = sha256_on_disk.get(name)
         if on_disk is None:
             raise ReleaseRefused(f"{name} is not in the outbox")
@@ -401,6 +450,56 @@ def release_files(
             ids=ids,
         )
     return files
+
+
+def cancel_file(con: duckdb.DuckDBPyConnection, file_name: str, *, by: str, reason: str) -> dict:
+    """Cancel a written file before release: it never goes to the bank. Its payouts' refunds return to due;
+    its collections are cancelled and their refunds can be collected again in the next run. No money has
+    moved before release, so nothing is reversed. Returns the file's registry row."""
+    by, reason = require(by, "who cancels (by)"), require(reason, "a reason")
+    row = con.execute("SELECT file_id, kind, status FROM payment_files WHERE file_name = ?", [file_name]).fetchone()
+    if row is None:
+        raise OperationRefused(f"{file_name} is not in the file registry")
+    file_id, kind, status = row
+    if status != "written":
+        raise OperationRefused(f"{file_name} is {status}: only a file waiting for release can be cancelled")
+    with transaction(con):
+        con.execute(
+            "UPDATE payment_files SET status = 'cancelled', cancelled_at = current_timestamp, cancelled_by = ?, "
+            "cancel_reason = ? WHERE file_id = ?",
+            [by, reason, file_id],
+        )
+        if kind == PAYOUT:
+            refunds = con.execute(
+                "SELECT i.refund_id FROM payment_file_items i JOIN refunds r USING (refund_id) "
+                "WHERE i.file_id = ? AND r.status = 'in_file'",
+                [file_id],
+            ).pl()
+            change_status(
+                con,
+                refunds.with_columns(
+                    pl.lit("due").alias("to_status"),
+                    pl.lit(f"payout file {file_name} cancelled: {reason}").alias("reason"),
+                ),
+                actor=by,
+            )
+            touched = refunds.height
+        else:
+            ids = con.execute("SELECT collection_id FROM payment_file_items WHERE file_id = ?", [file_id]).pl()
+            covered = (
+                "SELECT COUNT(*) AS n FROM collection_refunds WHERE collection_id IN (SELECT collection_id FROM c)"
+            )
+            touched = run_with_frames(con, covered, c=ids)["n"][0]
+            run_with_frames(
+                con, "UPDATE collections SET status = 'cancelled' WHERE collection_id IN (SELECT collection_id FROM c)",
+                c=ids,
+            )  # fmt: skip
+            # The refunds may be collected again: a cancelled collection covers nothing.
+            run_with_frames(
+                con, "DELETE FROM collection_refunds WHERE collection_id IN (SELECT collection_id FROM c)", c=ids
+            )
+        log_operation(con, "cancel_file", file_name, actor=by, reason=reason, detail=f"{touched} refund(s) back")
+    return list_files(con).filter(pl.col("file_name") == file_name).row(0, named=True)
 
 
 def _post_release(con: duckdb.DuckDBPyConnection, ids: pl.DataFrame, by: str) -> None:

@@ -19,6 +19,8 @@ import duckdb
 import polars as pl
 
 from ledger import accounts
+from ledger.audit import OperationRefused
+from ledger.collections import present_again
 from ledger.db import run_with_frames, transaction
 from ledger.lifecycle import change_status
 from ledger.notifications import queue_notifications
@@ -31,7 +33,8 @@ LINE_COLUMNS = [
     "return_reason", "return_info", "charges_cents", "counterparty_name", "counterparty_iban",
 ]  # fmt: skip
 ACCEPTED = {"ACCP", "ACSC", "ACSP", "ACTC", "ACWC", "ACCC", "RCVD", "PDNG", "PART"}
-BANK_CHARGES = "platform:bank_charges"
+BANK_CHARGES = accounts.BANK_CHARGES
+DUPLICATE_NOTE = "the same transaction appears again in this file: booked once"
 
 
 @dataclass(frozen=True)
@@ -141,29 +144,7 @@ def _decide(con: duckdb.DuckDBPyConnection, lines: pl.DataFrame) -> pl.DataFrame
         "i.amount_cents AS item_cents, f.kind FROM payment_file_items i JOIN payment_files f USING (file_id) "
         "WHERE f.status IN ('written', 'released', 'acknowledged')"
     ).pl()
-    is_status = pl.col("message_type").str.starts_with("pain.002")
-    is_return = (
-        pl.col("reversal").fill_null(False)
-        | pl.col("return_reason").is_not_null()
-        | pl.col("bank_tx_code").fill_null("").str.contains(r"/(RRTN|UPDD|RPCR|PRDD)$")
-    )
-    frame = lines.join(items, on="end_to_end_id", how="left").with_columns(
-        is_return.alias("is_return"), is_status.alias("is_status")
-    )
-    payout, collection = pl.col("kind") == "payout", pl.col("kind") == "collection"
-    credit, debit = pl.col("direction") == "CRDT", pl.col("direction") == "DBIT"
-    rjct = pl.col("status") == "RJCT"
-    event = (
-        pl.when(pl.col("is_status") & rjct & pl.col("kind").is_not_null()).then(pl.lit("rejected"))
-        .when(pl.col("is_status") & pl.col("status").is_in(list(ACCEPTED)) & pl.col("kind").is_not_null())
-        .then(pl.lit("accepted"))
-        .when(pl.col("is_status")).then(pl.lit(None, pl.String))
-        .when(payout & debit & ~pl.col("is_return")).then(pl.lit("executed"))
-        .when(payout & credit & pl.col("is_return")).then(pl.lit("returned"))
-        .when(collection & credit & ~pl.col("is_return")).then(pl.lit("booked"))
-        .when(collection & debit & pl.col("is_return")).then(pl.lit("returned"))
-    )  # fmt: skip
-    frame = frame.with_columns(event.alias("event"))
+    frame = _with_events(lines.join(items, on="end_to_end_id", how="left"))
     outcome = (
         pl.when(pl.col("row_problem").is_not_null()).then(pl.lit("exception"))
         .when(pl.col("_copy") > 0).then(pl.lit("exception"))
@@ -172,7 +153,7 @@ def _decide(con: duckdb.DuckDBPyConnection, lines: pl.DataFrame) -> pl.DataFrame
     )  # fmt: skip
     note = (
         pl.when(pl.col("row_problem").is_not_null()).then(pl.col("row_problem"))
-        .when(pl.col("_copy") > 0).then(pl.lit("the same transaction appears again in this file: booked once"))
+        .when(pl.col("_copy") > 0).then(pl.lit(DUPLICATE_NOTE))
         .when(~pl.col("is_status") & (pl.col("status") != "BOOK"))
         .then(pl.format("not booked by the bank ({}): nothing to reconcile yet", pl.col("status")))
         .when(pl.col("event") == "accepted").then(pl.format("bank accepted the payment ({})", pl.col("status")))
@@ -186,6 +167,91 @@ def _decide(con: duckdb.DuckDBPyConnection, lines: pl.DataFrame) -> pl.DataFrame
         .otherwise(pl.col("outcome")).alias("outcome")
     )  # fmt: skip
     return _match_batches_and_propose(con, frame, items)
+
+
+def _with_events(frame: pl.DataFrame) -> pl.DataFrame:
+    """What each line means for the payout or collection it is matched to (`kind`): executed, returned,
+    booked, rejected or accepted; null when the line is not what the books expect of it."""
+    is_status = pl.col("message_type").str.starts_with("pain.002")
+    is_return = (
+        pl.col("reversal").fill_null(False)
+        | pl.col("return_reason").is_not_null()
+        | pl.col("bank_tx_code").fill_null("").str.contains(r"/(RRTN|UPDD|RPCR|PRDD)$")
+    )
+    frame = frame.with_columns(is_return.alias("is_return"), is_status.alias("is_status"))
+    payout, collection = pl.col("kind") == "payout", pl.col("kind") == "collection"
+    credit, debit = pl.col("direction") == "CRDT", pl.col("direction") == "DBIT"
+    rjct = pl.col("status") == "RJCT"
+    event = (
+        pl.when(pl.col("is_status") & rjct & pl.col("kind").is_not_null()).then(pl.lit("rejected"))
+        .when(pl.col("is_status") & pl.col("status").is_in(list(ACCEPTED)) & pl.col("kind").is_not_null())
+        .then(pl.lit("accepted"))
+        .when(pl.col("is_status")).then(pl.lit(None, pl.String))
+        .when(payout & debit & ~pl.col("is_return")).then(pl.lit("executed"))
+        .when(payout & credit & pl.col("is_return")).then(pl.lit("returned"))
+        .when(collection & credit & ~pl.col("is_return")).then(pl.lit("booked"))
+        .when(collection & debit & pl.col("is_return")).then(pl.lit("returned"))
+    )  # fmt: skip
+    return frame.with_columns(event.alias("event"))
+
+
+def match_line(
+    con: duckdb.DuckDBPyConnection,
+    line_id: str,
+    *,
+    kind: str,
+    ref: str,
+    note: str,
+    policy: ReturnPolicy = ReturnPolicy(),
+    reason_action: str | None = None,
+    reason_text: str | None = None,
+) -> str:
+    """Book a bank line as a person matched it: to the payout of refund `ref` (kind payout) or to collection
+    `ref` (kind collection). The same bookings automatic matching makes, in the caller's transaction.
+    Refused when the line is already matched, the payout or collection was never released, the line's
+    direction does not fit, or the amounts differ. Returns the event booked (executed, returned, booked...)."""
+    line = con.execute("SELECT * FROM bank_lines WHERE line_id = ?", [line_id]).pl()
+    if line.is_empty():
+        raise OperationRefused(f"no bank line {line_id}")
+    if line["outcome"][0] == "matched":
+        raise OperationRefused(f"bank line {line_id} is already matched to {line['matched_ref'][0]}")
+    if kind not in {"payout", "collection"}:
+        raise OperationRefused(f"match to a payout (refund) or a collection, not {kind!r}")
+    column = "refund_id" if kind == "payout" else "collection_id"
+    # The open item first: a payout returned and paid again has one item per file.
+    items = con.execute(
+        f"SELECT i.refund_id, i.collection_id, i.file_id, i.amount_cents AS item_cents, f.kind "
+        f"FROM payment_file_items i JOIN payment_files f USING (file_id) "
+        f"WHERE i.{column} = ? AND f.kind = ? AND f.status IN ('released', 'acknowledged') "
+        f"ORDER BY COALESCE(i.outcome, 'open') IN ('returned', 'rejected'), f.created_at DESC",
+        [ref, kind],
+    ).pl()
+    if items.is_empty():
+        what = f"refund {ref}" if kind == "payout" else f"collection {ref}"
+        raise OperationRefused(f"{what} is in no payment file released to the bank: nothing to match the line to")
+    frame = _with_events(line.drop("matched_kind", "matched_ref", "event").join(items.head(1), how="cross"))
+    row = frame.row(0, named=True)
+    if row["event"] is None or row["event"] == "accepted":
+        raise OperationRefused(
+            f"a {row['direction']} line ({row['bank_tx_code'] or 'no code'}) cannot be the execution, booking or "
+            f"return of a {kind}"
+        )
+    if not row["is_status"] and row["amount_cents"] != row["item_cents"]:
+        raise OperationRefused(
+            f"the line is {row['amount_cents']} cents, the {kind} {row['item_cents']} cents: amounts must agree"
+        )
+    frame = frame.with_columns(
+        pl.lit("matched").alias("outcome"),
+        pl.lit(reason_action, pl.String).alias("reason_action"),
+        pl.lit(reason_text, pl.String).alias("reason_text"),
+    )
+    _apply(con, frame, row["file_name"], policy)
+    con.execute(
+        "UPDATE bank_lines SET outcome = 'matched', matched_kind = ?, matched_ref = ?, event = ?, note = ? "
+        "WHERE line_id = ?",
+        [kind, ref, row["event"], note, line_id],
+    )
+    return row["event"]
 
 
 def _match_batches_and_propose(
@@ -538,12 +604,11 @@ def _represent(con: duckdb.DuckDBPyConnection, collections: pl.DataFrame, policy
     refunds = refunds.join(fresh, on="collection_id", how="semi")
     if refunds.is_empty():
         return []
+    present_again(con, refunds)
     run_with_frames(
-        con,
-        "INSERT INTO represented_refunds SELECT refund_id, collection_id, current_timestamp FROM f",
-        f=refunds,
-    )
-    run_with_frames(con, "DELETE FROM collection_refunds WHERE refund_id IN (SELECT refund_id FROM f)", f=refunds)
+        con, "UPDATE collections SET status = 'represented' WHERE collection_id IN (SELECT collection_id FROM f)",
+        f=fresh,
+    )  # fmt: skip
     return fresh["collection_id"].to_list()
 
 

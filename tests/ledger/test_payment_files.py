@@ -400,7 +400,7 @@ def test_a_refund_in_two_live_files_is_a_problem(books: duckdb.DuckDBPyConnectio
     books.execute(
         "INSERT INTO payment_files SELECT ? AS file_id, ? AS file_name, kind, message_type, partition_key, run_label, "
         "2 AS seq, n_tx, ctrl_sum_cents, sha256, requested_on, validation, status, created_at, released_at, "
-        "released_by FROM payment_files",
+        "released_by, prepared_by, cancelled_at, cancelled_by, cancel_reason FROM payment_files",
         [second, f"{second}.xml"],
     )
     books.execute(
