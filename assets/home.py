@@ -57,12 +57,17 @@ class Home:
     def bank_profile(self) -> Path:
         return self.root / "bank_profile.toml"
 
+    @property
+    def controls(self) -> Path:
+        return self.root / "controls.toml"
+
     def bank_settings(self) -> dict:
         """The installation's bank profile settings (empty when it uses the defaults)."""
-        if not self.bank_profile.exists():
-            return {}
-        with self.bank_profile.open("rb") as fh:
-            return tomllib.load(fh)
+        return _read_toml(self.bank_profile)
+
+    def control_settings(self) -> dict:
+        """The installation's controls (four eyes, approval limits; empty when it uses the defaults)."""
+        return _read_toml(self.controls)
 
     def prepare(self) -> Home:
         """Create the folders and the Dagster instance config if missing; return self."""
@@ -73,6 +78,7 @@ class Home:
             self.shop_refused,
             self.outbox / "pending",
             self.outbox / "released",
+            self.outbox / "cancelled",
             self.reports,
             self.dagster,
         ):
@@ -81,3 +87,10 @@ class Home:
         if not config.exists():
             config.write_text(DAGSTER_YAML, encoding="utf-8")
         return self
+
+
+def _read_toml(path: Path) -> dict:
+    if not path.exists():
+        return {}
+    with path.open("rb") as fh:
+        return tomllib.load(fh)

@@ -1,14 +1,22 @@
-"""Finance-ops operations on single refunds, as Dagster ops with typed config: launched from the Launchpad
-or by the CLI, audited with the operator's name and reason."""
+"""Finance-ops operations as Dagster ops with typed config: launched from the Launchpad or by the CLI,
+validated, audited with the operator's name and reason. Refunds' manual statuses and bank details, the
+exceptions queue and proposed matches, pending files, returned collections, blocked merchants."""
 # No `from __future__ import annotations` here: Dagster reads the context and config type hints at runtime.
 
 from datetime import date
 
 import dagster as dg
 
+from assets.outbox import cancel
+from ledger.audit import OperationRefused
+from ledger.collections import represent_collection
+from ledger.exceptions import resolve_exception, review_proposal
 from ledger.lifecycle import IllegalTransition
+from ledger.merchants import set_merchant_blocked
+from ledger.reconciliation import ReturnPolicy
 from ledger.refunds import BankDetailsRefused, RefundNotFound, find_refund, set_manual_status, update_bank_details
 from sepa.iban import iban_problem, mask_iban, normalise_iban
+from sepa.reason_codes import reason
 
 
 class ManualStatusConfig(dg.Config):
@@ -65,3 +73,128 @@ def update_customer_bank_details(context: dg.OpExecutionContext, config: BankDet
         except (RefundNotFound, BankDetailsRefused, IllegalTransition) as exc:
             raise dg.Failure(str(exc)) from None
     context.log.info(f"refund {refund['refund_ref']}: {refund['status']}, IBAN {mask_iban(refund['customer_iban'])}")
+
+
+def _reason_of(code: str | None) -> tuple[str | None, str | None]:
+    found = reason(code) if code else None
+    return (found.action.value, found.name) if found else (None, None)
+
+
+def _return_policy(context: dg.OpExecutionContext) -> ReturnPolicy:
+    bank = context.resources.bank
+    return ReturnPolicy(charges_to=bank.return_charges_to, represent_once=bank.represent_am04_once)
+
+
+class ResolveExceptionConfig(dg.Config):
+    """Resolve one exception: its id (or the first 8+ characters), the action (match, bank_charge, send_back,
+    write_off, pay_again, ask_bank_details, represent, dismiss), who and why. For match: the refund
+    (reference or id) or the collection id. A write-off above the approval limit names a second person in
+    approved_by."""
+
+    exception: str
+    action: str
+    by: str
+    reason: str
+    refund: str = ""
+    collection: str = ""
+    approved_by: str = ""
+
+
+@dg.op(required_resource_keys={"ledger", "bank", "controls"})
+def resolve_bank_exception(context: dg.OpExecutionContext, config: ResolveExceptionConfig) -> None:
+    """Resolve an exception from the reconciliation queue, booking what the action means in the ledger."""
+    with context.resources.ledger.connect() as con:
+        try:
+            done = resolve_exception(
+                con, config.exception, config.action, by=config.by, reason=config.reason, today=date.today(),
+                refund=config.refund or None, collection=config.collection or None,
+                approved_by=config.approved_by or None, approval=context.resources.controls.approval(),
+                policy=_return_policy(context), reasons=_reason_of,
+            )  # fmt: skip
+        except OperationRefused as exc:
+            raise dg.Failure(str(exc)) from None
+    context.log.info(f"exception {done['exception_id'][:12]}: {done['action']} by {done['by']}: {done['detail']}")
+
+
+class ProposalReviewConfig(dg.Config):
+    """Confirm (confirm: true) or decline (confirm: false) a proposed match: the bank line's id (or its first
+    8+ characters), who and why."""
+
+    line: str
+    confirm: bool
+    by: str
+    reason: str
+
+
+@dg.op(required_resource_keys={"ledger", "bank"})
+def review_proposed_match(context: dg.OpExecutionContext, config: ProposalReviewConfig) -> None:
+    """Confirm a proposed match (booked as automatic matching would) or decline it (an exception to resolve)."""
+    with context.resources.ledger.connect() as con:
+        try:
+            done = review_proposal(
+                con, config.line, config.confirm, by=config.by, reason=config.reason, policy=_return_policy(context),
+                reasons=_reason_of,
+            )  # fmt: skip
+        except OperationRefused as exc:
+            raise dg.Failure(str(exc)) from None
+    what = f"{done['matched_kind']} {done['matched_ref']}"
+    context.log.info(f"proposal {done['line_id'][:12]} ({what}): {done['status']}")
+
+
+class CancelFileConfig(dg.Config):
+    """Cancel a payment file waiting for release (its name in outbox/pending), with who and why."""
+
+    file: str
+    by: str
+    reason: str
+
+
+@dg.op(required_resource_keys={"ledger", "home"})
+def cancel_payment_file(context: dg.OpExecutionContext, config: CancelFileConfig) -> None:
+    """Cancel a pending payment file: it never goes to the bank; its refunds are due again (payouts) or can
+    be collected again (collections); the file moves to outbox/cancelled/."""
+    with context.resources.ledger.connect() as con:
+        try:
+            row = cancel(con, context.resources.home.home, config.file, by=config.by, reason=config.reason)
+        except OperationRefused as exc:
+            raise dg.Failure(str(exc)) from None
+    context.log.info(f"{row['file_name']} cancelled by {config.by}: {row['n_tx']} transaction(s) back")
+
+
+class RepresentConfig(dg.Config):
+    """Present a returned merchant collection again (its collection id), with who and why."""
+
+    collection: str
+    by: str
+    reason: str
+
+
+@dg.op(required_resource_keys={"ledger"})
+def represent_returned_collection(context: dg.OpExecutionContext, config: RepresentConfig) -> None:
+    """A returned collection's refunds go into the next collection run's direct debit to the merchant."""
+    with context.resources.ledger.connect() as con:
+        try:
+            done = represent_collection(con, config.collection, by=config.by, reason=config.reason)
+        except OperationRefused as exc:
+            raise dg.Failure(str(exc)) from None
+    context.log.info(f"collection {done['collection_id']}: {done['refunds']} refund(s) presented again")
+
+
+class MerchantBlockConfig(dg.Config):
+    """Block (blocked: true) or unblock (blocked: false) a merchant, with who and why."""
+
+    merchant: str
+    blocked: bool = True
+    by: str
+    reason: str
+
+
+@dg.op(required_resource_keys={"ledger"})
+def block_or_unblock_merchant(context: dg.OpExecutionContext, config: MerchantBlockConfig) -> None:
+    """Blocked merchants are neither collected from nor their customers paid until unblocked."""
+    with context.resources.ledger.connect() as con:
+        try:
+            done = set_merchant_blocked(con, config.merchant, config.blocked, by=config.by, reason=config.reason)
+        except OperationRefused as exc:
+            raise dg.Failure(str(exc)) from None
+    context.log.info(f"merchant {done['merchant_id']} is now {'blocked' if done['blocked'] else 'unblocked'}")

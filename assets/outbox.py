@@ -20,6 +20,7 @@ from ledger.payment_files import (
     PAYOUT,
     PaymentFile,
     RunWindow,
+    cancel_file,
     collectable_refunds,
     hold_unpayable,
     list_files,
@@ -71,7 +72,9 @@ class RunFiles:
     skipped: pl.DataFrame  # merchants not collected from, or refunds held back, with the reason
 
 
-def write_collection_files(con, home: Home, bank: BankProfile, window: RunWindow, now: datetime) -> RunFiles:
+def write_collection_files(
+    con, home: Home, bank: BankProfile, window: RunWindow, now: datetime, prepared_by: str | None = None
+) -> RunFiles:
     """One SEPA Core direct debit per merchant (per refund for per-refund merchants) for the payouts of its
     refunds due by the cut-off, in as many pain.008 files as the bank's limit needs."""
     when = collection_date(window.cutoff, bank.collection_lead_days)
@@ -103,12 +106,15 @@ def write_collection_files(con, home: Home, bank: BankProfile, window: RunWindow
 
     names = _write_in_files(
         con, home, bank, window, COLLECTION, collections, version=bank.pain008_version, on=when, build=build,
+        prepared_by=prepared_by,
         record=lambda payment_file, part: record_collection_file(con, payment_file, part, covered),
     )  # fmt: skip
     return RunFiles(_registry(con, names), skipped)
 
 
-def write_payout_files(con, home: Home, bank: BankProfile, window: RunWindow, now: datetime) -> RunFiles:
+def write_payout_files(
+    con, home: Home, bank: BankProfile, window: RunWindow, now: datetime, prepared_by: str | None = None
+) -> RunFiles:
     """One SEPA credit transfer per refund whose money is secured, in as many pain.001 files as needed."""
     payable, held = hold_unpayable(con, payable_refunds(con, window), [bank.platform.iban], actor="weekly run")
     when = next_business_day(window.cutoff)
@@ -134,6 +140,7 @@ def write_payout_files(con, home: Home, bank: BankProfile, window: RunWindow, no
 
     names = _write_in_files(
         con, home, bank, window, PAYOUT, payable, version=bank.pain001_version, on=when, build=build,
+        prepared_by=prepared_by,
         record=lambda payment_file, _part: record_payout_file(con, payment_file, actor="weekly run"),
     )  # fmt: skip
     skipped = held.select(
@@ -145,7 +152,7 @@ def write_payout_files(con, home: Home, bank: BankProfile, window: RunWindow, no
 
 def _write_in_files(
     con, home: Home, bank: BankProfile, window: RunWindow, kind: str, rows: pl.DataFrame, *, version: str,
-    on: date, build, record,
+    on: date, build, record, prepared_by: str | None,
 ) -> list[str]:  # fmt: skip
     """Cut `rows` into files within the bank's limit; build, validate, write and record each in turn."""
     names = []
@@ -154,7 +161,7 @@ def _write_in_files(
         msg_id = ids.msg_id(version[:8], window.partition_key, seq)
         pmt_id = ids.payment_info_id(msg_id, 1)
         xml, items = build(part, msg_id, pmt_id)
-        payment_file = _write(home, xml, msg_id, kind, version, window, seq, on, items)
+        payment_file = _write(home, xml, msg_id, kind, version, window, seq, on, items, prepared_by)
         record(payment_file, part)
         names.append(payment_file.file_name)
     return names
@@ -177,7 +184,7 @@ def _pmt_ids(base: str, sequence_types: pl.Series) -> pl.Series:
 
 def _write(
     home: Home, xml: bytes, msg_id: str, kind: str, version: str, window: RunWindow, seq: int, on: date,
-    items: pl.DataFrame,
+    items: pl.DataFrame, prepared_by: str | None,
 ) -> PaymentFile:  # fmt: skip
     """Validate, then write atomically (temporary name, fsync, rename) into outbox/pending/."""
     validation = validate_document(xml)
@@ -195,6 +202,7 @@ def _write(
     return PaymentFile(
         file_id=msg_id, file_name=name, kind=kind, message_type=version, window=window, seq=seq,
         sha256=hashlib.sha256(xml).hexdigest(), requested_on=on, validation=verdict, items=items,
+        prepared_by=prepared_by,
     )  # fmt: skip
 
 
@@ -203,7 +211,7 @@ def _registry(con, names: list[str]) -> pl.DataFrame:
     return files.filter(pl.col("file_name").is_in(names))
 
 
-def release(con, home: Home, names: list[str] | None, *, by: str) -> pl.DataFrame:
+def release(con, home: Home, names: list[str] | None, *, by: str, four_eyes: bool = True) -> pl.DataFrame:
     """Release pending files (all when `names` is None): checked against the registry (valid, unchanged
     since written, no problem), posted in the ledger, then moved to outbox/released/ for the bank."""
     pending = home.outbox / "pending"
@@ -213,22 +221,39 @@ def release(con, home: Home, names: list[str] | None, *, by: str) -> pl.DataFram
         names = list_files(con, status="written")["file_name"].to_list()
     names = [Path(n).name for n in names]
     on_disk = {n: _sha256(pending / n) for n in names}
-    files = release_files(con, names, by=by, sha256_on_disk=on_disk)
+    files = release_files(con, names, by=by, sha256_on_disk=on_disk, four_eyes=four_eyes)
     for name in files["file_name"].to_list() if not files.is_empty() else []:
         os.replace(pending / name, released_dir / name)
     return files
 
 
+def cancel(con, home: Home, name: str, *, by: str, reason: str) -> dict:
+    """Cancel a pending file: the books first (its refunds due again, or its collections free again), then
+    the file leaves outbox/pending/ for outbox/cancelled/, where no bank upload looks."""
+    name = Path(name).name
+    row = cancel_file(con, name, by=by, reason=reason)
+    _move(home, name, "cancelled")
+    return row
+
+
 def finish_interrupted_releases(con, home: Home) -> list[str]:
-    """Files the ledger says are released but that still lie in pending/ (a release interrupted between
+    """Files the ledger says are released (or cancelled) but that still lie in pending/ (interrupted between
     the books and the move) are moved on, so the bank gets exactly what the books say was released."""
     moved = []
-    for name in list_files(con, status="released")["file_name"].to_list():
-        src = home.outbox / "pending" / name
-        if src.exists():
-            os.replace(src, home.outbox / "released" / name)
-            moved.append(name)
+    for status in ("released", "cancelled"):
+        for name in list_files(con, status=status)["file_name"].to_list():
+            if _move(home, name, status):
+                moved.append(name)
     return moved
+
+
+def _move(home: Home, name: str, folder: str) -> bool:
+    src = home.outbox / "pending" / name
+    if not src.exists():
+        return False
+    (home.outbox / folder).mkdir(parents=True, exist_ok=True)
+    os.replace(src, home.outbox / folder / name)
+    return True
 
 
 def _sha256(path: Path) -> str | None:

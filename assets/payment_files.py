@@ -3,6 +3,7 @@ release to the bank."""
 # No `from __future__ import annotations` here: Dagster reads the context and config type hints at runtime.
 
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import dagster as dg
 import polars as pl
@@ -11,7 +12,7 @@ from pydantic import Field
 from assets.formatting import markdown_table
 from assets.outbox import finish_interrupted_releases, release, run_window, write_collection_files, write_payout_files
 from assets.refunds import due_refunds
-from ledger.payment_files import file_problems, list_files
+from ledger.payment_files import file_problems, files_by_merchant, list_files
 
 # end_offset=1: the current week is a partition from its Monday on, so its run can start that morning.
 weekly_partitions = dg.WeeklyPartitionsDefinition(
@@ -19,11 +20,17 @@ weekly_partitions = dg.WeeklyPartitionsDefinition(
 )
 
 
+TOP_MERCHANTS = 20  # the metadata table shows the merchants moving the most money
+MAX_FILE_LINKS = 20
+
+
 class WeeklyRunConfig(dg.Config):
     """Which run of the week: `main` (Monday: every merchant, and the payouts) or `midweek` (Thursday:
-    twice-weekly merchants' collections)."""
+    twice-weekly merchants' collections); and who prepares it. With four eyes on, the files it writes are
+    released by someone else: put your name in `by` when you launch or change this run."""
 
     run: str = "main"
+    by: str = "schedule"
 
 
 class ReleaseConfig(dg.Config):
@@ -34,8 +41,14 @@ class ReleaseConfig(dg.Config):
     by: str
 
 
-def _files_metadata(files: pl.DataFrame, skipped: pl.DataFrame, week_files: pl.DataFrame) -> dict:
+def _files_metadata(
+    files: pl.DataFrame, skipped: pl.DataFrame, week_files: pl.DataFrame, by_merchant: pl.DataFrame, folder: Path
+) -> dict:
     shown = files.select("file_name", "msg_id", "n_tx", "ctrl_sum_cents", "requested_on", "validation", "status")
+    links = {
+        f"file_{row['seq']:04d}": dg.MetadataValue.path(str(folder / row["file_name"]))
+        for row in files.head(MAX_FILE_LINKS).iter_rows(named=True)
+    }
     return {
         "files_written": dg.MetadataValue.int(files.height),
         "transactions": dg.MetadataValue.int(int(files["n_tx"].sum() or 0)),
@@ -43,27 +56,34 @@ def _files_metadata(files: pl.DataFrame, skipped: pl.DataFrame, week_files: pl.D
         "all_valid": dg.MetadataValue.bool(bool((files["validation"] == "valid").all())),
         "files": dg.MetadataValue.md(markdown_table(shown)),
         "skipped": dg.MetadataValue.md(markdown_table(skipped)),
+        "by_merchant": dg.MetadataValue.md(markdown_table(by_merchant.head(TOP_MERCHANTS))),
+        **links,
         "files_of_the_week": dg.MetadataValue.md(
             markdown_table(week_files.select("file_name", "kind", "n_tx", "ctrl_sum_cents", "status"))
         ),
     }
 
 
-def _write_week(context: dg.AssetExecutionContext, run: str, writer, kind: str) -> dg.MaterializeResult:
+def _write_week(context: dg.AssetExecutionContext, config: WeeklyRunConfig, writer, kind: str) -> dg.MaterializeResult:
     """Write one kind of the week's files (auto-released when the bank profile says so) and describe them."""
-    window = run_window(date.fromisoformat(context.partition_key), run)
+    window = run_window(date.fromisoformat(context.partition_key), config.run)
+    by = config.by.strip() or "schedule"
     bank = context.resources.bank.profile()
     home = context.resources.home.home
     with context.resources.ledger.connect() as con:
-        written = writer(con, home, bank, window, datetime.now(UTC))
-        if bank.auto_release and not written.written.is_empty():
-            release(con, home, written.written["file_name"].to_list(), by="schedule (auto-release)")
+        written = writer(con, home, bank, window, datetime.now(UTC), prepared_by=by)
+        names = written.written["file_name"].to_list()
+        if bank.auto_release and names:
+            # Auto-release is an installation's explicit choice to do without four eyes.
+            release(con, home, names, by="schedule (auto-release)", four_eyes=False)
         week = list_files(con, partition_key=window.partition_key).filter(pl.col("kind") == kind)
+        by_merchant = files_by_merchant(con, names)
     for row in written.skipped.iter_rows(named=True):
         context.log.warning(f"merchant {row['merchant_id']}: {row['skip_reason']}")
+    folder = home.outbox / ("released" if bank.auto_release else "pending")
     return dg.MaterializeResult(
-        metadata={"week": window.partition_key, "run": window.run_label,
-                  **_files_metadata(written.written, written.skipped, week)}
+        metadata={"week": window.partition_key, "run": window.run_label, "prepared_by": by,
+                  **_files_metadata(written.written, written.skipped, week, by_merchant, folder)}
     )  # fmt: skip
 
 
@@ -82,7 +102,7 @@ def merchant_collections(context: dg.AssetExecutionContext, config: WeeklyRunCon
     refunds due by the week's Monday: one per merchant (per refund, with the fee, for per-refund merchants),
     FRST on a mandate's first use, RCUR after, collected on a TARGET2 business day. Merchants without a valid
     IBAN or mandate are reported and skipped. A re-run writes nothing for refunds already collected."""
-    return _write_week(context, config.run, write_collection_files, "collection")
+    return _write_week(context, config, write_collection_files, "collection")
 
 
 @dg.asset(deps=[merchant_collections], **_FILE_ASSET)
@@ -91,7 +111,7 @@ def customer_payouts(context: dg.AssetExecutionContext, config: WeeklyRunConfig)
     (integrated balance, or the merchant's collection booked, or released for merchants paid on release).
     One transfer per refund, EndToEndId derived from the refund, executed on a TARGET2 business day. Nothing
     is paid to the platform's or a merchant's own account. A re-run never pays a refund twice."""
-    return _write_week(context, config.run, write_payout_files, "payout")
+    return _write_week(context, config, write_payout_files, "payout")
 
 
 @dg.asset(
@@ -99,18 +119,20 @@ def customer_payouts(context: dg.AssetExecutionContext, config: WeeklyRunConfig)
     group_name="payment_files",
     kinds={"xml", "duckdb"},
     owners=["team:finance-ops"],
-    required_resource_keys={"ledger", "home"},
+    required_resource_keys={"ledger", "home", "controls"},
 )
 def released_payment_files(context: dg.AssetExecutionContext, config: ReleaseConfig) -> dg.MaterializeResult:
     """Payment files released to the bank: checked (XSD-valid, unchanged since written, control sums equal
     to the ledger, no refund in two files), posted in the ledger, and moved from outbox/pending/ to
-    outbox/released/, the folder the bank upload reads. Launch it with the files to release and your name."""
+    outbox/released/, the folder the bank upload reads. Launch it with the files to release and your name;
+    with four eyes on (controls.toml), a file is not released by the person who prepared its run."""
     if not config.all and not config.files:
         raise dg.Failure("name the files to release, or set all: true")
     home = context.resources.home.home
     with context.resources.ledger.connect() as con:
         finished = finish_interrupted_releases(con, home)
-        files = release(con, home, None if config.all else config.files, by=config.by)
+        files = release(con, home, None if config.all else config.files, by=config.by,
+                        four_eyes=context.resources.controls.four_eyes_release)  # fmt: skip
     shown = files.select("file_name", "kind", "n_tx", "ctrl_sum_cents") if not files.is_empty() else files
     return dg.MaterializeResult(
         metadata={

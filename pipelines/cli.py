@@ -13,6 +13,7 @@ from typing import Annotated
 import polars as pl
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ledger.db import open_ledger
@@ -51,8 +52,16 @@ app.add_typer(rejects_app, name="rejects")
 app.add_typer(notifications_app, name="notifications")
 files_app = typer.Typer(help="Payment files: the registry, release, validation.", no_args_is_help=True)
 app.add_typer(files_app, name="files")
-exceptions_app = typer.Typer(help="The exceptions queue of reconciliation.", no_args_is_help=True)
+exceptions_app = typer.Typer(
+    help="The exceptions queue of reconciliation and the matches it proposed.", no_args_is_help=True
+)
 app.add_typer(exceptions_app, name="exceptions")
+collections_app = typer.Typer(help="Merchant collections (direct debits): list, present again.", no_args_is_help=True)
+app.add_typer(collections_app, name="collections")
+merchants_app = typer.Typer(help="Merchants: list, block, unblock.", no_args_is_help=True)
+app.add_typer(merchants_app, name="merchants")
+operations_app = typer.Typer(help="The log of everything finance ops did by hand.", no_args_is_help=True)
+app.add_typer(operations_app, name="operations")
 
 # Piped output (scripts, CI logs) gets wide tables instead of rich's 80-column default.
 out = Console(soft_wrap=True, markup=False, highlight=False, width=None if sys.stdout.isatty() else 160)
@@ -60,6 +69,8 @@ err = Console(stderr=True, soft_wrap=True)  # an error is one line, whatever the
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="One JSON object per line instead of a table.")]
 MerchantOpt = Annotated[str | None, typer.Option("--merchant", help="Merchant id, when a reference is shared.")]
+ByOpt = Annotated[str, typer.Option("--by", help="Who does it (recorded in the audit log).")]
+ReasonOpt = Annotated[str, typer.Option("--reason", help="Why (recorded in the audit log).")]
 
 
 def _launch(
@@ -78,6 +89,20 @@ def _launch(
         run_job(home, job, config, tags={"as_of": day.isoformat()} if day else None, partition_key=partition_key)
     except RunFailed as exc:
         raise _fail(str(exc)) from None
+
+
+def _progress() -> Progress:
+    """A progress bar on the terminal (stderr) for long commands; silent when output goes to a file or pipe."""
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    )
 
 
 def _home() -> Home:
@@ -132,19 +157,27 @@ def import_into(home: Home, paths: list[Path]) -> int:
     """Queue files into the shop inbox, run the intake job, print what happened. Returns an exit code."""
     code = 0
     queued: list[tuple[str, str]] = []
-    for path in discover(paths):
-        try:
-            kind_of(path)
-        except IntakeFileError as exc:
-            err.print(f"[red]refused:[/red] {exc}", highlight=False)
-            code = 1
-            continue
-        sha = file_sha256(path)
-        _queue_file(path, home.shop_inbox, sha)
-        queued.append((path.name, sha))
-    if not queued:
-        return code or 1
-    _launch(home, "intake")
+    files = discover(paths)
+    with _progress() as progress:
+        task = progress.add_task("queueing files", total=len(files) + 1)
+        for path in files:
+            progress.update(task, description=f"queueing {path.name}")
+            try:
+                kind_of(path)
+            except IntakeFileError as exc:
+                err.print(f"[red]refused:[/red] {exc}", highlight=False)
+                code = 1
+                continue
+            finally:
+                progress.advance(task)
+            sha = file_sha256(path)
+            _queue_file(path, home.shop_inbox, sha)
+            queued.append((path.name, sha))
+        if not queued:
+            return code or 1
+        progress.update(task, description=f"loading {len(queued)} file(s) through the intake job")
+        _launch(home, "intake")
+        progress.advance(task)
     with open_ledger(home.ledger) as con:
         for name, sha in queued:
             loaded = con.execute(
@@ -214,24 +247,78 @@ def run_nightly(
 def run_weekly(
     week: Annotated[str | None, typer.Option("--week", help="ISO week, YYYY-Www (default: this week).")] = None,
     midweek: Annotated[bool, typer.Option("--midweek", help="The Thursday run (twice-weekly merchants).")] = False,
+    by: Annotated[str, typer.Option("--by", help="Who prepares the run; with four eyes, not its releaser.")] = "cli",
 ) -> None:
     """Run the weekly job through Dagster, as the Monday schedule does: collections from merchants
     (pain.008) and payouts to customers (pain.001) for every refund due on or before the week's Monday,
     written to outbox/pending. Re-running a week writes nothing for refunds already in a file.
 
-    Example: payouts run weekly --week 2024-W21
+    Example: payouts run weekly --week 2024-W21 --by alice
     """
-    from pipelines.jobs import weekly_run_config
-
     monday = _parse_week(week) if week else date.today() - timedelta(days=date.today().weekday())
     home = _home()
-    _launch(home, "weekly", config=weekly_run_config("midweek" if midweek else "main"),
-            partition_key=monday.isoformat())  # fmt: skip
+    _run_week(home, monday, "midweek" if midweek else "main", by)
     year, number, _ = monday.isocalendar()
     with open_ledger(home.ledger) as con:
         _print_table(list_files(con, partition_key=f"{year}-W{number:02d}").select(
             "file_name", "kind", "message_type", "n_tx", "ctrl_sum_cents", "requested_on", "validation", "status"
         ), f"Payment files of {year}-W{number:02d}")  # fmt: skip
+
+
+def _run_week(home: Home, monday: date, run: str, by: str) -> None:
+    from pipelines.jobs import weekly_run_config
+
+    _launch(home, "weekly", config=weekly_run_config(run, by), partition_key=monday.isoformat())
+
+
+@run_app.command("backfill")
+def run_backfill(
+    first: Annotated[str, typer.Option("--from", help="First ISO week, YYYY-Www.")],
+    last: Annotated[str | None, typer.Option("--to", help="Last ISO week (default: the first).")] = None,
+    by: Annotated[str, typer.Option("--by", help="Who runs the backfill.")] = "cli",
+) -> None:
+    """Run past weeks again, oldest first, through the same weekly job (the UI's partition backfill does
+    the same). Nothing is paid or collected twice: a week's refunds already in a file are left alone; what
+    is written is what became payable since and was never in a file.
+
+    Example: payouts run backfill --from 2024-W18 --to 2024-W21 --by alice
+    """
+    start = _parse_week(first)
+    end = _parse_week(last) if last else start
+    if end < start:
+        raise _fail(f"--to {last} is before --from {first}", 2)
+    home = _home()
+    with open_ledger(home.ledger) as con:
+        before = set(list_files(con)["file_name"].to_list())
+    weeks = [start + timedelta(weeks=n) for n in range((end - start).days // 7 + 1)]
+    with _progress() as progress:
+        task = progress.add_task("backfill", total=len(weeks))
+        for monday in weeks:
+            progress.update(task, description=f"week {monday.isocalendar()[0]}-W{monday.isocalendar()[1]:02d}")
+            _run_week(home, monday, "main", by)
+            progress.advance(task)
+    with open_ledger(home.ledger) as con:
+        files = list_files(con)
+    new = files.filter(~pl.col("file_name").is_in(list(before)))
+    out.print(f"{len(weeks)} week(s) run again; {new.height} new file(s)", highlight=False)
+    if not new.is_empty():
+        _print_table(new.select("file_name", "kind", "partition_key", "n_tx", "ctrl_sum_cents"), "New files")
+
+
+@run_app.command("report")
+def run_report(
+    week: Annotated[str | None, typer.Option("--week", help="ISO week, YYYY-Www (default: this week).")] = None,
+) -> None:
+    """Write a week's reconciliation report through the `report` job: Markdown and charts in the UI, an
+    Excel workbook and PNG charts in $PAYOUTS_HOME/reports.
+
+    Example: payouts run report --week 2024-W21
+    """
+    monday = _parse_week(week) if week else date.today() - timedelta(days=date.today().weekday())
+    home = _home()
+    _launch(home, "report", partition_key=monday.isoformat())
+    year, number, _ = monday.isocalendar()
+    out.print(f"written: {home.reports / f'reconciliation-{year}-W{number:02d}.xlsx'}", highlight=False)
 
 
 def _parse_week(text: str) -> date:
@@ -382,6 +469,26 @@ def files_release(
     out.print(f"{shown.height} file(s) released by {by}; in {home.outbox / 'released'}")
 
 
+@files_app.command("cancel")
+def files_cancel(
+    file: Annotated[str, typer.Argument(help="A file name in outbox/pending.")],
+    by: ByOpt,
+    reason: ReasonOpt,
+) -> None:
+    """Cancel a payment file waiting for release, through the `payment_file_cancellation` job. It never
+    goes to the bank (it moves to outbox/cancelled); its refunds are due again, or its collections' refunds
+    can be collected again, in the next run. A released file cannot be cancelled.
+
+    Example: payouts files cancel PO-2024-W21-0001.xml --by alice --reason "wrong execution date"
+    """
+    from pipelines.jobs import op_config
+
+    home = _home()
+    name = Path(file).name
+    _launch(home, "payment_file_cancellation", config=op_config("cancel_payment_file", file=name, by=by, reason=reason))
+    out.print(f"{name} cancelled by {by}; in {home.outbox / 'cancelled'}", highlight=False)
+
+
 @files_app.command("validate")
 def files_validate(
     path: Annotated[Path, typer.Argument(help="A pain.001, pain.008, pain.002 or camt.05x file.")],
@@ -527,7 +634,209 @@ def exceptions_list(
 
     with open_ledger(_home().ledger) as con:
         frame = list_exceptions(con, None if all_ else "open")
-    _print_json_lines(frame) if as_json else _print_table(frame.drop("exception_id", "refund_id"), "Exceptions")
+    if as_json:
+        _print_json_lines(frame)
+        return
+    # The short id is what `exceptions resolve` takes; the full rows are in --json.
+    shown = frame.select(
+        pl.col("exception_id").str.slice(0, 12).alias("id"), "file_name", "refund_ref",
+        pl.coalesce("collection_id", "end_to_end_id", "entry_ref").alias("about"), "direction", "amount_cents",
+        "reason",
+    )  # fmt: skip
+    _print_table(shown, "Exceptions")
+
+
+@exceptions_app.command("resolve")
+def exceptions_resolve(
+    exception: Annotated[str, typer.Argument(help="The exception's id, or its first 8 characters or more.")],
+    action: Annotated[
+        str,
+        typer.Argument(
+            help="match, bank_charge, send_back, write_off, pay_again, ask_bank_details, represent or dismiss."
+        ),
+    ],
+    by: ByOpt,
+    reason: ReasonOpt,
+    refund: Annotated[str | None, typer.Option("--refund", help="match: the refund's reference or id.")] = None,
+    collection: Annotated[str | None, typer.Option("--collection", help="match: the collection id.")] = None,
+    approved_by: Annotated[
+        str | None, typer.Option("--approved-by", help="write_off above the limit: the second person approving.")
+    ] = None,
+) -> None:
+    """Resolve an exception through the `exception_resolution` job; what is booked is in the ledger and
+    the operations log. Which actions fit depends on the exception:
+
+    a bank line nobody matched: match (--refund or --collection), bank_charge, send_back, write_off;
+    a returned payout: pay_again (same account) or ask_bank_details (the customer is notified);
+    a returned collection: represent (collect again next run) or write_off (the merchant's debt);
+    dismiss: only what carries no money of its own (a duplicate line, a balance gap once explained).
+
+    A write-off above the limit in controls.toml (default 100.00 EUR) needs --approved-by, someone else.
+
+    Example: payouts exceptions resolve 3f2a9c1b bank_charge --by alice --reason "fee for the return"
+    """
+    from pipelines.jobs import op_config
+
+    config = op_config(
+        "resolve_bank_exception", exception=exception, action=action, by=by, reason=reason, refund=refund or "",
+        collection=collection or "", approved_by=approved_by or "",
+    )  # fmt: skip
+    _launch(_home(), "exception_resolution", config=config)
+    out.print(f"exception {exception} resolved: {action} by {by}", highlight=False)
+
+
+@exceptions_app.command("proposals")
+def exceptions_proposals(
+    all_: Annotated[bool, typer.Option("--all", help="Confirmed and declined ones too.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Matches reconciliation proposed by amount, date and name, waiting for a person to confirm them.
+
+    Example: payouts exceptions proposals --json
+    """
+    from ledger.exceptions import list_proposals
+
+    with open_ledger(_home().ledger) as con:
+        frame = list_proposals(con, None if all_ else "proposed")
+    if as_json:
+        _print_json_lines(frame)
+        return
+    shown = frame.with_columns(pl.col("line_id").str.slice(0, 12).alias("line")).drop("line_id", "matched_ref")
+    _print_table(shown.select("line", *[c for c in shown.columns if c != "line"]), "Proposed matches")
+
+
+def _review(line: str, confirm: bool, by: str, reason: str) -> None:
+    from pipelines.jobs import op_config
+
+    config = op_config("review_proposed_match", line=line, confirm=confirm, by=by, reason=reason)
+    _launch(_home(), "proposed_match_review", config=config)
+    out.print(f"proposal {line} {'confirmed' if confirm else 'declined'} by {by}", highlight=False)
+
+
+@exceptions_app.command("confirm")
+def exceptions_confirm(
+    line: Annotated[str, typer.Argument(help="The proposal's line id, or its first 8 characters or more.")],
+    by: ByOpt,
+    reason: ReasonOpt,
+) -> None:
+    """Confirm a proposed match: the line is booked as if it had matched by EndToEndId.
+
+    Example: payouts exceptions confirm 9b1c0d2e --by alice --reason "name and amount agree"
+    """
+    _review(line, True, by, reason)
+
+
+@exceptions_app.command("decline")
+def exceptions_decline(
+    line: Annotated[str, typer.Argument(help="The proposal's line id, or its first 8 characters or more.")],
+    by: ByOpt,
+    reason: ReasonOpt,
+) -> None:
+    """Decline a proposed match: the line goes to the exceptions queue to be resolved by hand.
+
+    Example: payouts exceptions decline 9b1c0d2e --by alice --reason "different customer"
+    """
+    _review(line, False, by, reason)
+
+
+# ----------------------------------------------------------------------------------------- merchants
+
+
+@collections_app.command("list")
+def collections_list(
+    status: Annotated[str | None, typer.Option("--status", help="Only this status, e.g. returned.")] = None,
+    merchant: Annotated[str | None, typer.Option("--merchant", help="Only this merchant's collections.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Merchant collections: week, sequence type, date, amount, status (in_file, released, booked, returned,
+    represented, written_off, cancelled) and refunds covered.
+
+    Example: payouts collections list --status returned
+    """
+    from ledger.collections import list_collections
+
+    with open_ledger(_home().ledger) as con:
+        frame = list_collections(con, status=status, merchant_id=merchant)
+    _print_json_lines(frame) if as_json else _print_table(frame, "Collections")
+
+
+@collections_app.command("represent")
+def collections_represent(
+    collection: Annotated[str, typer.Argument(help="The returned collection's id.")], by: ByOpt, reason: ReasonOpt
+) -> None:
+    """Present a returned collection again, through the `collection_representation` job: its refunds go
+    into the next collection run's direct debit to the merchant.
+
+    Example: payouts collections represent CL0123ABCD --by alice --reason "merchant topped up the account"
+    """
+    from pipelines.jobs import op_config
+
+    config = op_config("represent_returned_collection", collection=collection, by=by, reason=reason)
+    _launch(_home(), "collection_representation", config=config)
+    out.print(f"collection {collection} will be presented again in the next collection run", highlight=False)
+
+
+@merchants_app.command("list")
+def merchants_list(
+    blocked: Annotated[bool, typer.Option("--blocked", help="Only blocked merchants.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Merchants: funding, collection rhythm, blocked or not, IBAN problem, and what each owes (receivable).
+
+    Example: payouts merchants list --blocked
+    """
+    from ledger.merchants import list_merchants
+
+    with open_ledger(_home().ledger) as con:
+        frame = list_merchants(con, blocked=True if blocked else None)
+    _print_json_lines(frame) if as_json else _print_table(frame, "Merchants")
+
+
+def _block(merchant: str, blocked: bool, by: str, reason: str) -> None:
+    from pipelines.jobs import op_config
+
+    config = op_config("block_or_unblock_merchant", merchant=merchant, blocked=blocked, by=by, reason=reason)
+    _launch(_home(), "merchant_block", config=config)
+    out.print(f"merchant {merchant} {'blocked' if blocked else 'unblocked'} by {by}", highlight=False)
+
+
+@merchants_app.command("block")
+def merchants_block(
+    merchant: Annotated[str, typer.Argument(help="The merchant id.")], by: ByOpt, reason: ReasonOpt
+) -> None:
+    """Block a merchant, through the `merchant_block` job: nothing is collected from it and none of its
+    customers is paid until it is unblocked (their refunds stay due).
+
+    Example: payouts merchants block M0042 --by alice --reason "mandate disputed"
+    """
+    _block(merchant, True, by, reason)
+
+
+@merchants_app.command("unblock")
+def merchants_unblock(
+    merchant: Annotated[str, typer.Argument(help="The merchant id.")], by: ByOpt, reason: ReasonOpt
+) -> None:
+    """Unblock a merchant: the next runs collect from it and pay its customers again.
+
+    Example: payouts merchants unblock M0042 --by bob --reason "dispute settled"
+    """
+    _block(merchant, False, by, reason)
+
+
+@operations_app.command("list")
+def operations_list(
+    limit: Annotated[int, typer.Option("--limit", help="How many, newest first.")] = 50, as_json: JsonFlag = False
+) -> None:
+    """The operations log: every file cancelled, exception resolved, proposal reviewed, collection presented
+    again and merchant blocked by hand, with who, who approved and why.
+
+    Example: payouts operations list --limit 20
+    """
+    from ledger.audit import list_operations
+
+    with open_ledger(_home().ledger) as con:
+        frame = list_operations(con, limit)
+    _print_json_lines(frame) if as_json else _print_table(frame, "Operations log")
 
 
 # ----------------------------------------------------------------------------------------- books
@@ -635,21 +944,26 @@ def demo(
     from pipelines.jobs import release_run_config, weekly_run_config
     from pipelines.sandbox_bank import answer_released_files
 
-    monday = today - timedelta(weeks=weeks, days=today.weekday())
-    while monday <= today:
-        year, week, _ = monday.isocalendar()
-        out.rule(f"3. week {year}-W{week:02d}: nightly, weekly, release, sandbox bank, reconcile")
-        _launch(home, "nightly", monday)
-        _launch(home, "weekly", config=weekly_run_config("main"), partition_key=monday.isoformat())
-        with open_ledger(home.ledger) as con:
-            pending = list_files(con, status="written").height
-        if pending:
-            _launch(home, "release", config=release_run_config("demo", None))
-        answers = answer_released_files(home, return_rate=0.05, seed=seed)
-        out.print(f"{pending} payment file(s) written and released; the bank answered with {len(answers)} file(s)")
-        if answers:
-            _reconcile_inbox(home, [p.name for p in answers])
-        monday += timedelta(weeks=1)
+    first = today - timedelta(weeks=weeks, days=today.weekday())
+    mondays = [first + timedelta(weeks=n) for n in range((today - first).days // 7 + 1)]
+    with _progress() as progress:
+        task = progress.add_task("weeks", total=len(mondays))
+        for monday in mondays:
+            year, week, _ = monday.isocalendar()
+            progress.update(task, description=f"week {year}-W{week:02d}")
+            out.rule(f"3. week {year}-W{week:02d}: nightly, weekly, release, sandbox bank, reconcile")
+            _launch(home, "nightly", monday)
+            # Prepared by the schedule, released by a person: the four-eyes rule holds in the demo too.
+            _launch(home, "weekly", config=weekly_run_config("main", "schedule"), partition_key=monday.isoformat())
+            with open_ledger(home.ledger) as con:
+                pending = list_files(con, status="written").height
+            if pending:
+                _launch(home, "release", config=release_run_config("demo", None))
+            answers = answer_released_files(home, return_rate=0.05, seed=seed)
+            out.print(f"{pending} payment file(s) written and released; the bank answered with {len(answers)} file(s)")
+            if answers:
+                _reconcile_inbox(home, [p.name for p in answers])
+            progress.advance(task)
     out.rule(f"4. nightly run for {today}")
     _launch(home, "nightly", today)
     out.rule("summary")

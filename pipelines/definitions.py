@@ -10,19 +10,18 @@ from assets.reconciliation import every_bank_line_accounted_for, reconciled_bank
 from assets.refunds import due_refunds, ledger_balances_to_zero
 from assets.reports import weekly_reconciliation_report
 from pipelines.jobs import (
-    bank_details_update,
+    OPERATION_JOBS,
     intake_job,
     midweek_schedule,
     nightly_job,
     nightly_schedule,
     reconcile_job,
-    refund_status_change,
     release_job,
     report_job,
     weekly_job,
     weekly_schedule,
 )
-from pipelines.resources import BankProfileResource, HomeResource, LedgerResource
+from pipelines.resources import BankProfileResource, ControlsResource, HomeResource, LedgerResource
 from pipelines.sensors import bank_inbox_sensor
 from pipelines.settings import Home, payouts_home
 
@@ -48,8 +47,7 @@ def build_definitions(home: Home) -> dg.Definitions:
             release_job,
             reconcile_job,
             report_job,
-            refund_status_change,
-            bank_details_update,
+            *OPERATION_JOBS,
         ],
         schedules=[nightly_schedule, weekly_schedule, midweek_schedule],
         sensors=[bank_inbox_sensor],
@@ -57,6 +55,7 @@ def build_definitions(home: Home) -> dg.Definitions:
             "ledger": LedgerResource(database=str(home.ledger)),
             "home": HomeResource(root=str(home.root)),
             "bank": BankProfileResource(**home.bank_settings()),
+            "controls": ControlsResource(**home.control_settings()),
         },
     )
 

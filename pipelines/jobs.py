@@ -5,7 +5,15 @@ from __future__ import annotations
 import dagster as dg
 
 from assets.intake import shop_exports
-from assets.operations import change_refund_status, update_customer_bank_details
+from assets.operations import (
+    block_or_unblock_merchant,
+    cancel_payment_file,
+    change_refund_status,
+    represent_returned_collection,
+    resolve_bank_exception,
+    review_proposed_match,
+    update_customer_bank_details,
+)
 from assets.payment_files import customer_payouts, merchant_collections, released_payment_files, weekly_partitions
 from assets.reconciliation import reconciled_bank_files
 from assets.refunds import due_refunds
@@ -77,9 +85,53 @@ def bank_details_update() -> None:
     update_customer_bank_details()
 
 
-def weekly_run_config(run: str = "main") -> dict:
-    """Run config of the weekly job: the main Monday run or the midweek (Thursday) run."""
-    return {"ops": {name: {"config": {"run": run}} for name in ("merchant_collections", "customer_payouts")}}
+@dg.job(
+    description="Resolve an exception of reconciliation: match, bank charge, send back, write off (approved "
+    "above the limit), pay again, ask for bank details, present again or dismiss; with who and why."
+)
+def exception_resolution() -> None:
+    resolve_bank_exception()
+
+
+@dg.job(description="Confirm or decline a match reconciliation proposed by amount, date and name.")
+def proposed_match_review() -> None:
+    review_proposed_match()
+
+
+@dg.job(description="Cancel a payment file waiting for release: its refunds return to due, its collections are freed.")
+def payment_file_cancellation() -> None:
+    cancel_payment_file()
+
+
+@dg.job(description="Present a returned merchant collection again in the next collection run.")
+def collection_representation() -> None:
+    represent_returned_collection()
+
+
+@dg.job(description="Block or unblock a merchant: blocked ones are neither collected from nor their customers paid.")
+def merchant_block() -> None:
+    block_or_unblock_merchant()
+
+
+OPERATION_JOBS = [
+    refund_status_change,
+    bank_details_update,
+    exception_resolution,
+    proposed_match_review,
+    payment_file_cancellation,
+    collection_representation,
+    merchant_block,
+]
+
+
+def op_config(op_name: str, **config) -> dict:
+    """Run config of a one-op operation job."""
+    return {"ops": {op_name: {"config": config}}}
+
+
+def weekly_run_config(run: str = "main", by: str = "schedule") -> dict:
+    """Run config of the weekly job: the main Monday run or the midweek (Thursday) run, and who prepares it."""
+    return {"ops": {name: {"config": {"run": run, "by": by}} for name in ("merchant_collections", "customer_payouts")}}
 
 
 def release_run_config(by: str, files: list[str] | None = None) -> dict:

@@ -12,6 +12,7 @@ import duckdb
 from assets.home import Home
 from assets.outbox import BankProfile
 from ledger.db import open_ledger
+from ledger.exceptions import ApprovalPolicy
 from sepa.iban import normalise_iban
 from sepa.parties import Party
 
@@ -77,3 +78,18 @@ class BankProfileResource(dg.ConfigurableResource):
             return_charges_to=self.return_charges_to,
             represent_am04_once=self.represent_am04_once,
         )
+
+
+class ControlsResource(dg.ConfigurableResource):
+    """Finance ops' controls: four eyes on release (the releaser may not be the person who prepared or last
+    configured the week's run) and the write-off amount above which a second person must approve.
+
+    Defaults are the safe ones; an installation sets its own in `$PAYOUTS_HOME/controls.toml` (same keys).
+    """
+
+    four_eyes_release: bool = True
+    write_off_approval_above_cents: int = 10_000
+
+    def approval(self) -> ApprovalPolicy:
+        """The approval rule for write-offs."""
+        return ApprovalPolicy(write_off_approval_above_cents=self.write_off_approval_above_cents)
