@@ -20,7 +20,7 @@ from ledger.payment_files import ReleaseRefused
 from ledger.postings import balance, ledger_total
 from ledger.refunds import refund_history
 from pipelines.definitions import build_definitions
-from pipelines.jobs import weekly_run_config
+from pipelines.jobs import release_run_config, weekly_run_config
 from pipelines.resources import BankProfileResource
 from pipelines.settings import Home
 from sepa import ids
@@ -562,3 +562,58 @@ def test_registry_and_xml_agree(week21_run: tuple[Home, dg.ExecuteInProcessResul
             items.filter(pl.col("file_name") == f.path.name).select("end_to_end_id", "amount_cents").rows()
         )
         assert in_xml == in_registry, f.path.name
+
+
+def _run_job(home: Home, instance: dg.DagsterInstance, job: str, config: dict, partition: str | None = None):
+    return (
+        build_definitions(home)
+        .resolve_job_def(job)
+        .execute_in_process(run_config=config, instance=instance, partition_key=partition, raise_on_error=False)
+    )
+
+
+def test_four_eyes_the_release_job_refuses_the_preparer(week21: Home, instance: dg.DagsterInstance) -> None:
+    """Alice prepared the week (her name in the run's config): the release job refuses her and releases
+    nothing; an installation that sets four_eyes_release = false in controls.toml lets her."""
+    prepared = _run_job(week21, instance, "weekly", weekly_run_config("main", "alice"), WEEK21)
+    assert prepared.success and set(registry(week21)["prepared_by"].to_list()) == {"alice"}
+    before = postings(week21)
+    refused = _run_job(week21, instance, "release", release_run_config("alice", None))
+    assert not refused.success
+    assert any("who may not also release it (four eyes)" in m for m in step_failures(refused))
+    assert postings(week21) == before and released(week21) == []
+    week21.controls.write_text("four_eyes_release = false\n", encoding="utf-8")
+    assert run_release(week21, instance, "alice").success
+    assert set(registry(week21)["released_by"].to_list()) == {"alice"}
+
+
+def test_the_cancel_job_sets_the_file_aside_and_the_week_is_written_again(
+    week21: Home, instance: dg.DagsterInstance
+) -> None:
+    """Cancelled through its job: the payout file moves to outbox/cancelled, its refunds are due again, and
+    the next run of the week writes them into a new file with its own MsgId; nothing is posted meanwhile."""
+    assert run_weekly(week21, instance, WEEK21).success
+    payout = registry(week21).filter(pl.col("kind") == "payout").row(0, named=True)
+    kinds = transfer_kinds(week21)
+    config = {"ops": {"cancel_payment_file": {"config": {"file": payout["file_name"], "by": "alice",
+                                                         "reason": "wrong execution date"}}}}  # fmt: skip
+    assert _run_job(week21, instance, "payment_file_cancellation", config).success
+    assert (week21.outbox / "cancelled" / payout["file_name"]).exists() and payout["file_name"] not in pending(week21)
+    assert {s for (m, _), s in statuses(week21).items() if m == "M2"} == {"due"}
+    assert run_weekly(week21, instance, WEEK21).success
+    again = registry(week21).filter((pl.col("kind") == "payout") & (pl.col("status") == "written")).row(0, named=True)
+    assert again["msg_id"] != payout["msg_id"] and again["ctrl_sum_cents"] == payout["ctrl_sum_cents"]
+    assert transfer_kinds(week21) == kinds
+    failed = _run_job(week21, instance, "payment_file_cancellation", config)
+    assert not failed.success and any("cancelled: only a file waiting" in m for m in step_failures(failed))
+
+
+def test_the_weekly_metadata_reads_by_merchant_and_links_the_files(
+    week21_run: tuple[Home, dg.ExecuteInProcessResult],
+) -> None:
+    home, result = week21_run
+    payouts = next(m.metadata for m in result.asset_materializations_for_node("customer_payouts"))
+    assert payouts["prepared_by"].value == "schedule"
+    assert "| M2 | Café Élise | payout | 5 | EUR 61.00 |" in payouts["by_merchant"].value
+    link = payouts["file_0001"].value
+    assert link.endswith(".xml") and Path(link).parent == home.outbox / "pending" and Path(link).exists()
