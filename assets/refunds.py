@@ -4,11 +4,14 @@
 from datetime import date
 
 import dagster as dg
+import polars as pl
 
+from assets.charts import ageing_chart, png_markdown
 from assets.formatting import markdown_table
 from assets.intake import shop_exports
 from ledger.postings import ledger_total, unbalanced_transfers
 from ledger.refunds import make_refunds_due, status_summary
+from ledger.reports import ageing
 
 
 class NightlyConfig(dg.Config):
@@ -38,7 +41,11 @@ def due_refunds(context: dg.AssetExecutionContext, config: NightlyConfig) -> dg.
     with context.resources.ledger.connect() as con:
         changed = make_refunds_due(con, as_of)
         summary = status_summary(con)
+        # Aged to the run's day, like the due dates just set: a nightly run for a past day ages to that day.
+        open_work = ageing(con, as_of)
+    chart = ageing_chart(open_work, as_of=as_of)  # drawn after the ledger is closed: it needs no connection
     due = summary.filter(summary["status"] == "due")
+    open_refunds = open_work.filter(pl.col("what") == "refunds").drop("what")
     return dg.MaterializeResult(
         metadata={
             "as_of": dg.MetadataValue.text(as_of.isoformat()),
@@ -48,6 +55,10 @@ def due_refunds(context: dg.AssetExecutionContext, config: NightlyConfig) -> dg.
             "due_refunds": dg.MetadataValue.int(int(due["refunds"].sum() or 0)),
             "due_payout_eur": dg.MetadataValue.float(int(due["payout_cents"].sum() or 0) / 100),
             "refunds_by_status": dg.MetadataValue.md(markdown_table(summary)),
+            "open_refunds_by_age": dg.MetadataValue.md(markdown_table(open_refunds)),
+            "chart_ageing": dg.MetadataValue.md(
+                png_markdown(chart, "How long open refunds and exceptions have waited")
+            ),
         }
     )
 

@@ -144,7 +144,7 @@ def test_weekly_report_reads_as_finance_ops_expect(answered: Home, instance: dg.
         sheets = book.read("xl/workbook.xml").decode()
         payouts_sheet = book.read("xl/worksheets/sheet1.xml").decode()
         strings = book.read("xl/sharedStrings.xml").decode()
-    assert len(names) == 5
-    for title in ("payouts", "collections", "returns by reason", "exceptions", "ledger balances"):
+    assert len(names) == 6
+    for title in ("payouts", "collections", "returns by reason", "exceptions", "ledger balances", "charts"):
         assert f'name="{title}"' in sheets
     assert "<f>" not in payouts_sheet and "=cmd|" in strings
