@@ -48,6 +48,7 @@ def money_position(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
                 WHEN account = 'customers:payable' THEN '4 owed to customers'
                 WHEN account LIKE 'merchant:%:receivable' THEN '5 owed by own-account merchants'
                 WHEN account LIKE 'merchant:%:balance' THEN '6 integrated merchants'' balances'
+                WHEN account = 'platform:to_send_back' THEN '7 owed back to senders (payment returns)'
                 ELSE NULL END AS what, amount_cents
             FROM postings) p
         WHERE what IS NOT NULL GROUP BY what ORDER BY what
