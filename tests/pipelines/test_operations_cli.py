@@ -4,37 +4,22 @@ twice, exceptions resolved (a write-off above the limit only with a second perso
 
 from __future__ import annotations
 
-import shutil
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import polars as pl
-import pytest
 
 from pipelines.settings import Home
 from sepa.bank_messages import build_camt054
-from tests.conftest import small_export
+from tests.pipelines import test_cli
 from tests.pipelines.test_cli import json_lines, payouts
 
 PLATFORM_IBAN = "DE75512108001245126199"  # the default bank profile's account
 
 
-@pytest.fixture(scope="module")
-def due(tmp_path_factory: pytest.TempPathFactory) -> Home:
-    """The small export imported and made due for week 2024-W21, once per module."""
-    base = tmp_path_factory.mktemp("due")
-    home = Home(base / "home").prepare()
-    small_export(base / "export")
-    payouts(home, "import", str(base / "export"))
-    payouts(home, "run", "nightly", "--date", "2024-05-20")
-    return home
-
-
-@pytest.fixture
-def prepared(due: Home, tmp_path: Path) -> Home:
-    """A private copy of the installation with refunds due, for a test that changes it."""
-    shutil.copytree(due.root, tmp_path / "home")
-    return Home(tmp_path / "home")
+# The small export imported and made due for 2024-W21 once per module, and a private copy per test.
+prepared = test_cli.prepared
+loaded = test_cli.loaded
 
 
 def files(home: Home) -> list[dict]:
@@ -46,34 +31,34 @@ def balances(home: Home) -> dict[str, int]:
     return {r["account"]: r["balance_cents"] for r in rows}
 
 
-def test_four_eyes_cancel_and_backfill(prepared: Home) -> None:
+def test_four_eyes_cancel_and_backfill(loaded: Home) -> None:
     """Alice prepares the week and may not release it; she cancels the file instead (it moves to
     outbox/cancelled and its collection is freed), the week is written again under a new file number, Bob
     releases it, and a backfill of the weeks up to it writes nothing and moves no money."""
-    payouts(prepared, "run", "weekly", "--week", "2024-W21", "--by", "alice")
-    (first,) = files(prepared)
+    payouts(loaded, "run", "weekly", "--week", "2024-W21", "--by", "alice")
+    (first,) = files(loaded)
     assert first["prepared_by"] == "alice"
-    refused = payouts(prepared, "files", "release", "--all", "--by", "Alice", ok=False)
+    refused = payouts(loaded, "files", "release", "--all", "--by", "Alice", ok=False)
     assert refused.returncode == 1 and "four eyes" in refused.stderr
-    assert files(prepared)[0]["status"] == "written"
+    assert files(loaded)[0]["status"] == "written"
 
-    payouts(prepared, "files", "cancel", first["file_name"], "--by", "alice", "--reason", "collection date wrong")
-    assert (prepared.outbox / "cancelled" / first["file_name"]).exists()
-    assert not (prepared.outbox / "pending" / first["file_name"]).exists()
-    collections = json_lines(payouts(prepared, "collections", "list", "--json").stdout)
+    payouts(loaded, "files", "cancel", first["file_name"], "--by", "alice", "--reason", "collection date wrong")
+    assert (loaded.outbox / "cancelled" / first["file_name"]).exists()
+    assert not (loaded.outbox / "pending" / first["file_name"]).exists()
+    collections = json_lines(payouts(loaded, "collections", "list", "--json").stdout)
     assert [c["status"] for c in collections] == ["cancelled"]
 
-    payouts(prepared, "run", "weekly", "--week", "2024-W21", "--by", "alice")
-    second = next(f for f in files(prepared) if f["status"] == "written")
+    payouts(loaded, "run", "weekly", "--week", "2024-W21", "--by", "alice")
+    second = next(f for f in files(loaded) if f["status"] == "written")
     assert second["seq"] == first["seq"] + 1 and second["ctrl_sum_cents"] == first["ctrl_sum_cents"]
-    payouts(prepared, "files", "release", "--all", "--by", "bob")
-    before, money = files(prepared), balances(prepared)
+    payouts(loaded, "files", "release", "--all", "--by", "bob")
+    before, money = files(loaded), balances(loaded)
     assert {f["status"] for f in before} == {"cancelled", "released"}
 
-    done = payouts(prepared, "run", "backfill", "--from", "2024-W19", "--to", "2024-W21", "--by", "carol")
+    done = payouts(loaded, "run", "backfill", "--from", "2024-W19", "--to", "2024-W21", "--by", "carol")
     assert "3 week(s) run again; 0 new file(s)" in done.stdout
-    assert files(prepared) == before and balances(prepared) == money
-    log = json_lines(payouts(prepared, "operations", "list", "--json").stdout)
+    assert files(loaded) == before and balances(loaded) == money
+    log = json_lines(payouts(loaded, "operations", "list", "--json").stdout)
     assert [(e["operation"], e["subject"], e["actor"]) for e in log] == [("cancel_file", first["file_name"], "alice")]
 
 
@@ -99,46 +84,46 @@ def bank_notification(folder: Path) -> Path:
     return path
 
 
-def test_exceptions_are_resolved_with_a_second_person_above_the_limit(prepared: Home, tmp_path: Path) -> None:
+def test_exceptions_are_resolved_with_a_second_person_above_the_limit(loaded: Home, tmp_path: Path) -> None:
     """The fee is booked as a bank charge by its short id; writing off the stranger's 150.00 EUR (above the
     default 100.00 limit) is refused alone and by the same person, and done with Bob's approval."""
-    payouts(prepared, "import-bank", str(bank_notification(tmp_path)), "--now")
-    queue = {e["amount_cents"]: e["exception_id"] for e in json_lines(payouts(prepared, "exceptions", "list",
+    payouts(loaded, "import-bank", str(bank_notification(tmp_path)), "--now")
+    queue = {e["amount_cents"]: e["exception_id"] for e in json_lines(payouts(loaded, "exceptions", "list",
                                                                               "--json").stdout)}  # fmt: skip
     assert set(queue) == {1250, 15000}
-    listed = payouts(prepared, "exceptions", "list").stdout
+    listed = payouts(loaded, "exceptions", "list").stdout
     assert queue[1250][:12] in listed  # the table shows the id to type
 
-    payouts(prepared, "exceptions", "resolve", queue[1250][:8], "bank_charge", "--by", "alice", "--reason", "fee")
-    assert balances(prepared)["platform:bank_charges"] == 1250
+    payouts(loaded, "exceptions", "resolve", queue[1250][:8], "bank_charge", "--by", "alice", "--reason", "fee")
+    assert balances(loaded)["platform:bank_charges"] == 1250
 
-    alone = payouts(prepared, "exceptions", "resolve", queue[15000][:8], "write_off", "--by", "alice",
+    alone = payouts(loaded, "exceptions", "resolve", queue[15000][:8], "write_off", "--by", "alice",
                     "--reason", "cannot trace", ok=False)  # fmt: skip
     assert alone.returncode == 1 and "second person must approve" in alone.stderr
-    own = payouts(prepared, "exceptions", "resolve", queue[15000][:8], "write_off", "--by", "alice",
+    own = payouts(loaded, "exceptions", "resolve", queue[15000][:8], "write_off", "--by", "alice",
                   "--reason", "cannot trace", "--approved-by", "alice", ok=False)  # fmt: skip
     assert own.returncode == 1 and "cannot approve their own" in own.stderr
-    assert "platform:write_offs" not in balances(prepared)
-    payouts(prepared, "exceptions", "resolve", queue[15000][:8], "write_off", "--by", "alice",
+    assert "platform:write_offs" not in balances(loaded)
+    payouts(loaded, "exceptions", "resolve", queue[15000][:8], "write_off", "--by", "alice",
             "--reason", "cannot trace", "--approved-by", "bob")  # fmt: skip
-    money = balances(prepared)
+    money = balances(loaded)
     assert money["platform:write_offs"] == -15000 and sum(money.values()) == 0
-    assert json_lines(payouts(prepared, "exceptions", "list", "--json").stdout) == []
-    log = json_lines(payouts(prepared, "operations", "list", "--json").stdout)
+    assert json_lines(payouts(loaded, "exceptions", "list", "--json").stdout) == []
+    log = json_lines(payouts(loaded, "operations", "list", "--json").stdout)
     assert {(e["operation"], e["approved_by"]) for e in log} == {
         ("resolve_exception:bank_charge", None), ("resolve_exception:write_off", "bob")
     }  # fmt: skip
 
 
-def test_a_blocked_merchant_is_left_out_of_the_weekly_run(prepared: Home) -> None:
+def test_a_blocked_merchant_is_left_out_of_the_weekly_run(loaded: Home) -> None:
     """M1 blocked: the week writes no collection from it; unblocked, the next run collects."""
-    payouts(prepared, "merchants", "block", "M1", "--by", "alice", "--reason", "mandate disputed")
-    blocked = json_lines(payouts(prepared, "merchants", "list", "--blocked", "--json").stdout)
+    payouts(loaded, "merchants", "block", "M1", "--by", "alice", "--reason", "mandate disputed")
+    blocked = json_lines(payouts(loaded, "merchants", "list", "--blocked", "--json").stdout)
     assert [m["merchant_id"] for m in blocked] == ["M1"]
-    payouts(prepared, "run", "weekly", "--week", "2024-W21")
-    assert files(prepared) == []
-    again = payouts(prepared, "merchants", "block", "M1", "--by", "alice", "--reason", "twice", ok=False)
+    payouts(loaded, "run", "weekly", "--week", "2024-W21")
+    assert files(loaded) == []
+    again = payouts(loaded, "merchants", "block", "M1", "--by", "alice", "--reason", "twice", ok=False)
     assert again.returncode == 1 and "already blocked" in again.stderr
-    payouts(prepared, "merchants", "unblock", "M1", "--by", "bob", "--reason", "dispute settled")
-    payouts(prepared, "run", "weekly", "--week", "2024-W21")
-    assert [f["kind"] for f in files(prepared)] == ["collection"]
+    payouts(loaded, "merchants", "unblock", "M1", "--by", "bob", "--reason", "dispute settled")
+    payouts(loaded, "run", "weekly", "--week", "2024-W21")
+    assert [f["kind"] for f in files(loaded)] == ["collection"]
