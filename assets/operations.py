@@ -4,6 +4,7 @@ exceptions queue and proposed matches, pending files, returned collections, bloc
 # No `from __future__ import annotations` here: Dagster reads the context and config type hints at runtime.
 
 from datetime import date
+from enum import Enum
 
 import dagster as dg
 
@@ -19,12 +20,33 @@ from sepa.iban import iban_problem, mask_iban, normalise_iban
 from sepa.reason_codes import reason
 
 
+class ManualStatus(Enum):
+    """The statuses finance ops set by hand (the Launchpad offers just these)."""
+
+    open = "open"
+    in_progress = "in_progress"
+    already_refunded = "already_refunded"
+
+
+class ExceptionAction(Enum):
+    """What resolving an exception does (which ones fit depends on what the exception is about)."""
+
+    match = "match"
+    bank_charge = "bank_charge"
+    send_back = "send_back"
+    write_off = "write_off"
+    pay_again = "pay_again"
+    ask_bank_details = "ask_bank_details"
+    represent = "represent"
+    dismiss = "dismiss"
+
+
 class ManualStatusConfig(dg.Config):
     """A manual status change: refund (shop reference or platform id), new status (open, in_progress,
     already_refunded), who and why; merchant only when two merchants share the reference."""
 
     refund: str
-    status: str
+    status: ManualStatus
     by: str
     reason: str
     merchant: str = ""
@@ -46,7 +68,7 @@ def change_refund_status(context: dg.OpExecutionContext, config: ManualStatusCon
     with context.resources.ledger.connect() as con:
         try:
             refund = set_manual_status(
-                con, config.refund, config.status, actor=config.by, reason=config.reason,
+                con, config.refund, config.status.value, actor=config.by, reason=config.reason,
                 merchant_id=config.merchant or None,
             )  # fmt: skip
         except (RefundNotFound, IllegalTransition, ValueError) as exc:
@@ -92,7 +114,7 @@ class ResolveExceptionConfig(dg.Config):
     approved_by."""
 
     exception: str
-    action: str
+    action: ExceptionAction
     by: str
     reason: str
     refund: str = ""
@@ -106,7 +128,7 @@ def resolve_bank_exception(context: dg.OpExecutionContext, config: ResolveExcept
     with context.resources.ledger.connect() as con:
         try:
             done = resolve_exception(
-                con, config.exception, config.action, by=config.by, reason=config.reason, today=date.today(),
+                con, config.exception, config.action.value, by=config.by, reason=config.reason, today=date.today(),
                 refund=config.refund or None, collection=config.collection or None,
                 approved_by=config.approved_by or None, approval=context.resources.controls.approval(),
                 policy=_return_policy(context), reasons=_reason_of,

@@ -38,9 +38,14 @@ def run_job(
     # The run's full log is in the instance (and the UI); the terminal gets warnings and errors.
     config = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}, **(run_config or {})}
     with instance_for(home) as instance:
-        result = job.execute_in_process(
-            run_config=config, instance=instance, raise_on_error=False, tags=tags or {}, partition_key=partition_key
-        )
+        try:
+            result = job.execute_in_process(
+                run_config=config, instance=instance, raise_on_error=False, tags=tags or {}, partition_key=partition_key
+            )
+        except dg.DagsterInvalidConfigError as exc:
+            # What the Launchpad would refuse before launching: say which value is wrong, no traceback.
+            problems = "; ".join(error.message for error in exc.errors)
+            raise RunFailed(f"job {job_name} not started, its config is invalid: {problems}") from None
     if not result.success:
         failures = [
             f"{event.step_key}: {event.step_failure_data.error.message.strip()}"

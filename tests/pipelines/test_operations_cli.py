@@ -94,6 +94,9 @@ def test_exceptions_are_resolved_with_a_second_person_above_the_limit(loaded: Ho
     listed = payouts(loaded, "exceptions", "list").stdout
     assert queue[1250][:12] in listed  # the table shows the id to type
 
+    unknown = payouts(loaded, "exceptions", "resolve", queue[1250][:8], "pay_twice", "--by", "alice", "--reason",
+                      "fee", ok=False)  # fmt: skip
+    assert unknown.returncode == 1 and "config is invalid" in unknown.stderr and "pay_twice" in unknown.stderr
     payouts(loaded, "exceptions", "resolve", queue[1250][:8], "bank_charge", "--by", "alice", "--reason", "fee")
     assert balances(loaded)["platform:bank_charges"] == 1250
 
