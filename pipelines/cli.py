@@ -19,7 +19,7 @@ from rich.table import Table
 from ledger.db import open_ledger
 from ledger.intake import list_rejects
 from ledger.intake_files import IntakeFileError, discover, file_sha256, kind_of
-from ledger.lifecycle import Status
+from ledger.lifecycle import MANUAL, Status
 from ledger.money import euros
 from ledger.notifications import list_notifications
 from ledger.payment_files import list_files
@@ -387,6 +387,8 @@ def refunds_set_status(
     """
     if status not in {s.value for s in Status}:
         raise _fail(f"unknown status {status!r}", 2)
+    if Status(status) not in MANUAL:
+        raise _fail(f"{status} is set by the pipeline, not by hand; by hand: {', '.join(sorted(MANUAL))}")
     home = _home()
     config = {"refund": ref, "status": status, "by": by, "reason": reason, "merchant": merchant or ""}
     _launch(home, "refund_status_change", config={"ops": {"change_refund_status": {"config": config}}})
