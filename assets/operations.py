@@ -3,6 +3,8 @@ validated, audited with the operator's name and reason. Refunds' manual statuses
 exceptions queue and proposed matches, pending files, returned collections, blocked merchants."""
 # No `from __future__ import annotations` here: Dagster reads the context and config type hints at runtime.
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from enum import Enum
 
@@ -18,6 +20,15 @@ from ledger.reconciliation import ReturnPolicy
 from ledger.refunds import BankDetailsRefused, RefundNotFound, find_refund, set_manual_status, update_bank_details
 from sepa.iban import iban_problem, mask_iban, normalise_iban
 from sepa.reason_codes import reason
+
+
+@contextmanager
+def refused_as_failure() -> Iterator[None]:
+    """An operation the books refuse fails its run with the books' own message (no traceback to read)."""
+    try:
+        yield
+    except (OperationRefused, RefundNotFound, BankDetailsRefused, IllegalTransition, ValueError) as exc:
+        raise dg.Failure(str(exc)) from None
 
 
 class ManualStatus(Enum):
@@ -65,14 +76,11 @@ class BankDetailsConfig(dg.Config):
 @dg.op(required_resource_keys={"ledger"})
 def change_refund_status(context: dg.OpExecutionContext, config: ManualStatusConfig) -> None:
     """Record progress by hand (open, in progress, already refunded). Audit only: no money moves."""
-    with context.resources.ledger.connect() as con:
-        try:
-            refund = set_manual_status(
-                con, config.refund, config.status.value, actor=config.by, reason=config.reason,
-                merchant_id=config.merchant or None,
-            )  # fmt: skip
-        except (RefundNotFound, IllegalTransition, ValueError) as exc:
-            raise dg.Failure(str(exc)) from None
+    with context.resources.ledger.connect() as con, refused_as_failure():
+        refund = set_manual_status(
+            con, config.refund, config.status.value, actor=config.by, reason=config.reason,
+            merchant_id=config.merchant or None,
+        )  # fmt: skip
     context.log.info(f"refund {refund['refund_ref']} is now {refund['status']} (by {config.by}: {config.reason})")
 
 
@@ -83,17 +91,14 @@ def update_customer_bank_details(context: dg.OpExecutionContext, config: BankDet
     if not config.iban and not config.confirm:
         raise dg.Failure("give a new IBAN, a confirmation, or both")
     new_iban = normalise_iban(config.iban) if config.iban else None
-    with context.resources.ledger.connect() as con:
-        try:
-            before = find_refund(con, config.refund, config.merchant or None)["customer_iban"]
-            note = f"IBAN changed from {mask_iban(before) or 'none'} to {mask_iban(new_iban)}" if new_iban else ""
-            refund = update_bank_details(
-                con, config.refund, iban=new_iban, iban_problem=iban_problem(new_iban) if new_iban else None,
-                confirm=config.confirm, today=date.today(), actor=config.by, change_note=note,
-                merchant_id=config.merchant or None,
-            )  # fmt: skip
-        except (RefundNotFound, BankDetailsRefused, IllegalTransition) as exc:
-            raise dg.Failure(str(exc)) from None
+    with context.resources.ledger.connect() as con, refused_as_failure():
+        before = find_refund(con, config.refund, config.merchant or None)["customer_iban"]
+        note = f"IBAN changed from {mask_iban(before) or 'none'} to {mask_iban(new_iban)}" if new_iban else ""
+        refund = update_bank_details(
+            con, config.refund, iban=new_iban, iban_problem=iban_problem(new_iban) if new_iban else None,
+            confirm=config.confirm, today=date.today(), actor=config.by, change_note=note,
+            merchant_id=config.merchant or None,
+        )  # fmt: skip
     context.log.info(f"refund {refund['refund_ref']}: {refund['status']}, IBAN {mask_iban(refund['customer_iban'])}")
 
 
@@ -125,16 +130,13 @@ class ResolveExceptionConfig(dg.Config):
 @dg.op(required_resource_keys={"ledger", "bank", "controls"})
 def resolve_bank_exception(context: dg.OpExecutionContext, config: ResolveExceptionConfig) -> None:
     """Resolve an exception from the reconciliation queue, booking what the action means in the ledger."""
-    with context.resources.ledger.connect() as con:
-        try:
-            done = resolve_exception(
-                con, config.exception, config.action.value, by=config.by, reason=config.reason, today=date.today(),
-                refund=config.refund or None, collection=config.collection or None,
-                approved_by=config.approved_by or None, approval=context.resources.controls.approval(),
-                policy=_return_policy(context), reasons=_reason_of,
-            )  # fmt: skip
-        except OperationRefused as exc:
-            raise dg.Failure(str(exc)) from None
+    with context.resources.ledger.connect() as con, refused_as_failure():
+        done = resolve_exception(
+            con, config.exception, config.action.value, by=config.by, reason=config.reason, today=date.today(),
+            refund=config.refund or None, collection=config.collection or None,
+            approved_by=config.approved_by or None, approval=context.resources.controls.approval(),
+            policy=_return_policy(context), reasons=_reason_of,
+        )  # fmt: skip
     context.log.info(f"exception {done['exception_id'][:12]}: {done['action']} by {done['by']}: {done['detail']}")
 
 
@@ -151,14 +153,11 @@ class ProposalReviewConfig(dg.Config):
 @dg.op(required_resource_keys={"ledger", "bank"})
 def review_proposed_match(context: dg.OpExecutionContext, config: ProposalReviewConfig) -> None:
     """Confirm a proposed match (booked as automatic matching would) or decline it (an exception to resolve)."""
-    with context.resources.ledger.connect() as con:
-        try:
-            done = review_proposal(
-                con, config.line, config.confirm, by=config.by, reason=config.reason, policy=_return_policy(context),
-                reasons=_reason_of,
-            )  # fmt: skip
-        except OperationRefused as exc:
-            raise dg.Failure(str(exc)) from None
+    with context.resources.ledger.connect() as con, refused_as_failure():
+        done = review_proposal(
+            con, config.line, config.confirm, by=config.by, reason=config.reason, policy=_return_policy(context),
+            reasons=_reason_of,
+        )  # fmt: skip
     what = f"{done['matched_kind']} {done['matched_ref']}"
     context.log.info(f"proposal {done['line_id'][:12]} ({what}): {done['status']}")
 
@@ -175,11 +174,8 @@ class CancelFileConfig(dg.Config):
 def cancel_payment_file(context: dg.OpExecutionContext, config: CancelFileConfig) -> None:
     """Cancel a pending payment file: it never goes to the bank; its refunds are due again (payouts) or can
     be collected again (collections); the file moves to outbox/cancelled/."""
-    with context.resources.ledger.connect() as con:
-        try:
-            row = cancel(con, context.resources.home.home, config.file, by=config.by, reason=config.reason)
-        except OperationRefused as exc:
-            raise dg.Failure(str(exc)) from None
+    with context.resources.ledger.connect() as con, refused_as_failure():
+        row = cancel(con, context.resources.home.home, config.file, by=config.by, reason=config.reason)
     context.log.info(f"{row['file_name']} cancelled by {config.by}: {row['n_tx']} transaction(s) back")
 
 
@@ -194,11 +190,8 @@ class RepresentConfig(dg.Config):
 @dg.op(required_resource_keys={"ledger"})
 def represent_returned_collection(context: dg.OpExecutionContext, config: RepresentConfig) -> None:
     """A returned collection's refunds go into the next collection run's direct debit to the merchant."""
-    with context.resources.ledger.connect() as con:
-        try:
-            done = represent_collection(con, config.collection, by=config.by, reason=config.reason)
-        except OperationRefused as exc:
-            raise dg.Failure(str(exc)) from None
+    with context.resources.ledger.connect() as con, refused_as_failure():
+        done = represent_collection(con, config.collection, by=config.by, reason=config.reason)
     context.log.info(f"collection {done['collection_id']}: {done['refunds']} refund(s) presented again")
 
 
@@ -214,9 +207,6 @@ class MerchantBlockConfig(dg.Config):
 @dg.op(required_resource_keys={"ledger"})
 def block_or_unblock_merchant(context: dg.OpExecutionContext, config: MerchantBlockConfig) -> None:
     """Blocked merchants are neither collected from nor their customers paid until unblocked."""
-    with context.resources.ledger.connect() as con:
-        try:
-            done = set_merchant_blocked(con, config.merchant, config.blocked, by=config.by, reason=config.reason)
-        except OperationRefused as exc:
-            raise dg.Failure(str(exc)) from None
+    with context.resources.ledger.connect() as con, refused_as_failure():
+        done = set_merchant_blocked(con, config.merchant, config.blocked, by=config.by, reason=config.reason)
     context.log.info(f"merchant {done['merchant_id']} is now {'blocked' if done['blocked'] else 'unblocked'}")

@@ -6,13 +6,13 @@ What each action means depends on what the exception is about:
 
 - a bank line nobody matched: `match` it to a refund's payout or a collection (booked as matching would
   have), `bank_charge` (the bank's fee), `send_back` (money that is not ours, owed back to its sender; a
-  debit line is that money going back), `write_off` (given up, with approval above the limit), or `dismiss`
-  when it carries no money of its own (the same transaction twice in one file);
+  debit line is that money going back) or `write_off` (given up, with approval above the limit);
 - a returned payout that needs a person: `pay_again` (to the same account), `ask_bank_details` (the customer
   is asked for a new IBAN), or `dismiss` once the refund has moved on;
 - a returned collection: `represent` (collect from the merchant again), `write_off` the merchant's debt,
   or `dismiss` once the collection is presented again;
-- a statement whose balances do not add up: `dismiss` with the explanation, once the bank has answered.
+- a statement whose balances do not add up, or a line whose amount could not be read: `dismiss` with the
+  explanation, once the bank has answered.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from ledger.db import transaction
 from ledger.lifecycle import change_status
 from ledger.notifications import queue_notifications
 from ledger.postings import post, transfer
-from ledger.reconciliation import DUPLICATE_NOTE, ReturnPolicy, match_line
+from ledger.reconciliation import ReturnPolicy, match_line
 from ledger.refunds import RefundNotFound, find_refund
 
 ACTIONS = ("match", "bank_charge", "send_back", "write_off", "pay_again", "ask_bank_details", "represent", "dismiss")
@@ -244,7 +244,7 @@ def _represent(con, exc, *, by, reason, **_) -> dict:
 
 def _dismiss(con, exc, **_) -> dict:
     subject = subject_of(exc)
-    if subject == "line" and exc["line_note"] != DUPLICATE_NOTE:
+    if subject == "line":
         raise OperationRefused(
             f"the line carries {exc['amount_cents']} cents: match it, book it as a bank charge, send it back "
             "or write it off; it cannot be dismissed"

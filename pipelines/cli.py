@@ -671,7 +671,7 @@ def exceptions_resolve(
     a bank line nobody matched: match (--refund or --collection), bank_charge, send_back, write_off;
     a returned payout: pay_again (same account) or ask_bank_details (the customer is notified);
     a returned collection: represent (collect again next run) or write_off (the merchant's debt);
-    dismiss: only what carries no money of its own (a duplicate line, a balance gap once explained).
+    dismiss: only what carries no money of its own (a line whose amount could not be read, a balance gap).
 
     A write-off above the limit in controls.toml (default 100.00 EUR) needs --approved-by, someone else.
 
