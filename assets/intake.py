@@ -2,12 +2,14 @@
 # No `from __future__ import annotations` here: Dagster reads the context and config type hints at runtime.
 
 import shutil
+from pathlib import Path
 
 import dagster as dg
 import polars as pl
 
 from assets.formatting import markdown_table
-from ledger.intake import list_rejects, record_refused_file, record_shop_file
+from assets.home import Home
+from ledger.intake import IntakeResult, list_rejects, record_refused_file, record_shop_file
 from ledger.intake_files import IntakeFileError, discover, file_sha256, read_shop_file
 from sepa.iban import check_iban_column
 
@@ -30,30 +32,22 @@ def shop_exports(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     """
     home = context.resources.home.home
     files = discover([home.shop_inbox])
-    loaded, refused, shas = [], [], []
+    loaded, refused = [], []
     with context.resources.ledger.connect() as con:
         for path in files:
-            sha = file_sha256(path)
-            try:
-                shop_file = read_shop_file(path)
-            except IntakeFileError as exc:
-                context.log.error(str(exc))
-                record_refused_file(con, path.name, sha, str(exc))
-                refused.append({"file": path.name, "problem": str(exc)})
-                _archive(path, home.shop_refused / f"{sha[:12]}-{path.name}")
-                continue
-            rows = shop_file.rows
-            if shop_file.kind in IBAN_COLUMNS:
-                rows = check_iban_column(rows, IBAN_COLUMNS[shop_file.kind])
-            result = record_shop_file(con, shop_file, rows)
-            if result.already_loaded:
+            result = take_in_shop_file(con, home, path)
+            if isinstance(result, str):
+                context.log.error(result)
+                refused.append({"file": path.name, "problem": result})
+            elif result.already_loaded:
                 context.log.info(f"{path.name}: already loaded (same content); nothing changed")
             elif result.rows_rejected:
                 context.log.warning(f"{path.name}: {result.rows_rejected} of {result.rows_total} rows rejected")
-            loaded.append(result)
-            shas.append(sha)
-            _archive(path, home.shop_archive / f"{sha[:12]}-{path.name}")
-        recent = list_rejects(con, shas).select("file_name", "line", "column_name", "value", "problem", "severity")
+            if not isinstance(result, str):
+                loaded.append(result)
+        recent = list_rejects(con, [r.sha256 for r in loaded]).select(
+            "file_name", "line", "column_name", "value", "problem", "severity"
+        )
     summary = pl.DataFrame(
         [
             {
@@ -91,6 +85,24 @@ def shop_exports(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
             "rejects": dg.MetadataValue.md(markdown_table(recent)),
         }
     )
+
+
+def take_in_shop_file(con, home: Home, path: Path) -> IntakeResult | str:
+    """Read, check and record one shop export, then archive it: loaded files to `archive/shop/`, unreadable
+    ones (returned as the reason, and noted with the rejects) to `archive/shop-refused/`."""
+    sha = file_sha256(path)
+    try:
+        shop_file = read_shop_file(path)
+    except IntakeFileError as exc:
+        record_refused_file(con, path.name, sha, str(exc))
+        _archive(path, home.shop_refused / f"{sha[:12]}-{path.name}")
+        return str(exc)
+    rows = shop_file.rows
+    if shop_file.kind in IBAN_COLUMNS:
+        rows = check_iban_column(rows, IBAN_COLUMNS[shop_file.kind])
+    result = record_shop_file(con, shop_file, rows)
+    _archive(path, home.shop_archive / f"{sha[:12]}-{path.name}")
+    return result
 
 
 def _archive(path, target) -> None:

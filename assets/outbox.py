@@ -6,8 +6,13 @@ The one place where the two libraries meet for payment files; the assets and the
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures
+import functools
 import hashlib
+import multiprocessing
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -42,6 +47,8 @@ from sepa.xsd import validate_document
 
 # Files ready for the bank are not for everyone's eyes.
 FILE_MODE = 0o640
+# A run this big writes its files on every core; a small one is done before the workers would start.
+PARALLEL_FROM_ROWS = 20_000
 
 
 @dataclass(frozen=True)
@@ -82,28 +89,7 @@ def write_collection_files(
     collections, covered = plan_collections(
         con, refunds, window, collection_date=when, per_refund_fee_cents=bank.per_refund_fee_cents
     )
-
-    def build(part: pl.DataFrame, msg_id: str, pmt_id: str) -> tuple[bytes, pl.DataFrame]:
-        debits = part.select(
-            _end_to_end_ids("collection_id", "collection"),
-            "amount_cents",
-            pl.col("merchant_name").alias("name"),
-            "iban",
-            "bic",
-            "mandate_id",
-            "mandate_signed_on",
-            "sequence_type",
-            pl.format("Refunds {} {}", pl.lit(window.partition_key), pl.col("merchant_id")).alias("remittance"),
-        )
-        xml = build_direct_debits(
-            bank.platform, debits, msg_id=msg_id, payment_info_id=pmt_id, collection_date=when,
-            version=bank.pain008_version, created_at=now,
-        )  # fmt: skip
-        items = debits.select("end_to_end_id", "amount_cents").with_columns(
-            part["collection_id"], part["merchant_id"], _pmt_ids(pmt_id, part["sequence_type"])
-        )
-        return xml, items
-
+    build = functools.partial(_collection_file, bank=bank, window=window, when=when, now=now)
     names = _write_in_files(
         con, home, bank, window, COLLECTION, collections, version=bank.pain008_version, on=when, build=build,
         prepared_by=prepared_by,
@@ -112,32 +98,38 @@ def write_collection_files(
     return RunFiles(_registry(con, names), skipped)
 
 
+def _collection_file(
+    part: pl.DataFrame, msg_id: str, pmt_id: str, *, bank: BankProfile, window: RunWindow, when: date, now: datetime
+) -> tuple[bytes, pl.DataFrame]:
+    """A pain.008 of the collections in `part`, and its items for the registry."""
+    debits = part.select(
+        _end_to_end_ids("collection_id", "collection"),
+        "amount_cents",
+        pl.col("merchant_name").alias("name"),
+        "iban",
+        "bic",
+        "mandate_id",
+        "mandate_signed_on",
+        "sequence_type",
+        pl.format("Refunds {} {}", pl.lit(window.partition_key), pl.col("merchant_id")).alias("remittance"),
+    )
+    xml = build_direct_debits(
+        bank.platform, debits, msg_id=msg_id, payment_info_id=pmt_id, collection_date=when,
+        version=bank.pain008_version, created_at=now,
+    )  # fmt: skip
+    items = debits.select("end_to_end_id", "amount_cents").with_columns(
+        part["collection_id"], part["merchant_id"], _pmt_ids(pmt_id, part["sequence_type"])
+    )
+    return xml, items
+
+
 def write_payout_files(
     con, home: Home, bank: BankProfile, window: RunWindow, now: datetime, prepared_by: str | None = None
 ) -> RunFiles:
     """One SEPA credit transfer per refund whose money is secured, in as many pain.001 files as needed."""
     payable, held = hold_unpayable(con, payable_refunds(con, window), [bank.platform.iban], actor="weekly run")
     when = next_business_day(window.cutoff)
-
-    def build(part: pl.DataFrame, msg_id: str, pmt_id: str) -> tuple[bytes, pl.DataFrame]:
-        transfers = part.select(
-            _end_to_end_ids("refund_id", "payout"),
-            pl.col("payout_cents").alias("amount_cents"),
-            pl.col("customer_name").alias("name"),
-            pl.col("customer_iban").alias("iban"),
-            pl.lit(None, pl.String).alias("bic"),
-            pl.format("Refund {} order {} ref {}", pl.col("merchant_name"),
-                      pl.coalesce("order_id", "payment_id"), pl.col("refund_ref")).alias("remittance"),
-        )  # fmt: skip
-        xml = build_credit_transfers(
-            bank.platform, transfers, msg_id=msg_id, payment_info_id=pmt_id, execution_date=when,
-            version=bank.pain001_version, created_at=now,
-        )  # fmt: skip
-        items = transfers.select("end_to_end_id", "amount_cents").with_columns(
-            part["refund_id"], part["merchant_id"], pl.lit(pmt_id).alias("payment_info_id")
-        )
-        return xml, items
-
+    build = functools.partial(_payout_file, bank=bank, when=when, now=now)
     names = _write_in_files(
         con, home, bank, window, PAYOUT, payable, version=bank.pain001_version, on=when, build=build,
         prepared_by=prepared_by,
@@ -150,36 +142,89 @@ def write_payout_files(
     return RunFiles(_registry(con, names), skipped)
 
 
+def _payout_file(
+    part: pl.DataFrame, msg_id: str, pmt_id: str, *, bank: BankProfile, when: date, now: datetime
+) -> tuple[bytes, pl.DataFrame]:
+    """A pain.001 of the payouts in `part`, and its items for the registry."""
+    transfers = part.select(
+        _end_to_end_ids("refund_id", "payout"),
+        pl.col("payout_cents").alias("amount_cents"),
+        pl.col("customer_name").alias("name"),
+        pl.col("customer_iban").alias("iban"),
+        pl.lit(None, pl.String).alias("bic"),
+        pl.format("Refund {} order {} ref {}", pl.col("merchant_name"),
+                  pl.coalesce("order_id", "payment_id"), pl.col("refund_ref")).alias("remittance"),
+    )  # fmt: skip
+    xml = build_credit_transfers(
+        bank.platform, transfers, msg_id=msg_id, payment_info_id=pmt_id, execution_date=when,
+        version=bank.pain001_version, created_at=now,
+    )  # fmt: skip
+    items = transfers.select("end_to_end_id", "amount_cents").with_columns(
+        part["refund_id"], part["merchant_id"], pl.lit(pmt_id).alias("payment_info_id")
+    )
+    return xml, items
+
+
 def _write_in_files(
     con, home: Home, bank: BankProfile, window: RunWindow, kind: str, rows: pl.DataFrame, *, version: str,
     on: date, build, record, prepared_by: str | None,
 ) -> list[str]:  # fmt: skip
-    """Cut `rows` into files within the bank's limit; build, validate, write and record each in turn."""
+    """Cut `rows` into files within the bank's limit. Files are independent, so they are built, validated
+    and written side by side on every core when there are several big ones; each is recorded in the
+    ledger in file order as soon as it is on disk."""
+    parts = split_frame(rows, bank.max_transactions_per_file)
+    first = next_seq(con, window, kind)
+    jobs = []
+    for n, part in enumerate(parts):
+        msg_id = ids.msg_id(version[:8], window.partition_key, first + n)
+        jobs.append((build, home, part, msg_id, ids.payment_info_id(msg_id, 1), kind, version, window, first + n,
+                     on, prepared_by))  # fmt: skip
     names = []
-    for part in split_frame(rows, bank.max_transactions_per_file):
-        seq = next_seq(con, window, kind)
-        msg_id = ids.msg_id(version[:8], window.partition_key, seq)
-        pmt_id = ids.payment_info_id(msg_id, 1)
-        xml, items = build(part, msg_id, pmt_id)
-        payment_file = _write(home, xml, msg_id, kind, version, window, seq, on, items, prepared_by)
+    parallel = len(parts) > 1 and rows.height >= PARALLEL_FROM_ROWS
+    for payment_file, part in zip(_each_in_workers(_build_file, jobs, parallel), parts, strict=True):
         record(payment_file, part)
         names.append(payment_file.file_name)
     return names
 
 
+def _build_file(
+    build, home: Home, part: pl.DataFrame, msg_id: str, pmt_id: str, kind: str, version: str, window: RunWindow,
+    seq: int, on: date, prepared_by: str | None,
+) -> PaymentFile:  # fmt: skip
+    xml, items = build(part, msg_id, pmt_id)
+    return _write(home, xml, msg_id, kind, version, window, seq, on, items, prepared_by)
+
+
+def _each_in_workers(fn, jobs: list[tuple], parallel: bool) -> Iterator:
+    """`fn(*job)` for each job, in order: in worker processes (one per core) when `parallel`, else here."""
+    if not parallel:
+        yield from (fn(*job) for job in jobs)
+        return
+    workers = min(len(jobs), len(os.sched_getaffinity(0)))
+    # spawn: a fresh interpreter per worker, nothing inherited from DuckDB's or Polars' threads.
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        futures = collections.deque(pool.submit(fn, *job) for job in jobs)
+        try:
+            while futures:
+                yield futures.popleft().result()  # and let it go: results do not pile up
+        finally:
+            for future in futures:
+                future.cancel()
+
+
 def _end_to_end_ids(column: str, purpose: str) -> pl.Expr:
     return (
         pl.col(column)
-        .map_elements(lambda v: ids.end_to_end_id(v, purpose), return_dtype=pl.String)
+        .map_batches(lambda ids_: ids.end_to_end_ids(ids_, purpose), return_dtype=pl.String)
         .alias("end_to_end_id")
     )
 
 
 def _pmt_ids(base: str, sequence_types: pl.Series) -> pl.Series:
     # The direct-debit writer puts each sequence type in its own payment block, named after it.
-    return sequence_types.map_elements(lambda s: ids.with_suffix(base, s), return_dtype=pl.String).alias(
-        "payment_info_id"
-    )
+    names = {seq: ids.with_suffix(base, seq) for seq in sequence_types.unique().to_list()}
+    return sequence_types.replace_strict(names, return_dtype=pl.String).alias("payment_info_id")
 
 
 def _write(

@@ -9,8 +9,14 @@ import polars as pl
 
 from assets.formatting import markdown_table
 from ledger.postings import ledger_total, unbalanced_transfers
-from ledger.reconciliation import ReturnPolicy, list_exceptions, reconcile_bank_file, unaccounted_lines
-from sepa.bank_files import read_bank_file
+from ledger.reconciliation import (
+    Reconciled,
+    ReturnPolicy,
+    list_exceptions,
+    reconcile_bank_file,
+    unaccounted_lines,
+)
+from sepa.bank_files import BankFile, read_bank_file
 from sepa.reason_codes import reason
 from sepa.safe_xml import BankFileError
 from sepa.statement_checks import balance_gaps
@@ -61,12 +67,8 @@ def reconciled_bank_files(context: dg.AssetExecutionContext) -> dg.MaterializeRe
     except BankFileError as exc:
         _move(path, home.root / "archive" / "bank-refused" / name)
         raise dg.Failure(f"refused: {exc}") from None
-    lines = with_reason_actions(bank_file.rows)
     with context.resources.ledger.connect() as con:
-        done = reconcile_bank_file(
-            con, file_name=name, sha256=sha, lines=lines, balance_gaps=balance_gaps(bank_file),
-            policy=_return_policy(context.resources.bank.profile()),
-        )  # fmt: skip
+        lines, done = book_bank_file(con, name, sha, bank_file, _return_policy(context.resources.bank.profile()))
         queue = list_exceptions(con).filter(pl.col("file_name") == name)
     _move(path, home.root / "archive" / "bank" / name)
     summary = lines.group_by("direction", "status").agg(
@@ -90,6 +92,18 @@ def reconciled_bank_files(context: dg.AssetExecutionContext) -> dg.MaterializeRe
             "reader_notes": dg.MetadataValue.md("\n".join(f"- {n}" for n in bank_file.notes) or "_none_"),
         }
     )
+
+
+def book_bank_file(
+    con, name: str, sha256: str, bank_file: BankFile, policy: ReturnPolicy
+) -> tuple[pl.DataFrame, Reconciled]:
+    """Reconcile a bank file already read: its lines with their return reasons looked up, matched and booked
+    in the ledger (once, however often the file comes). Returns the lines and what was done."""
+    lines = with_reason_actions(bank_file.rows)
+    done = reconcile_bank_file(
+        con, file_name=name, sha256=sha256, lines=lines, balance_gaps=balance_gaps(bank_file), policy=policy
+    )
+    return lines, done
 
 
 def _return_policy(bank) -> ReturnPolicy:

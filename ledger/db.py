@@ -78,7 +78,7 @@ def open_ledger(path: Path | str) -> Iterator[duckdb.DuckDBPyConnection]:
     """Open (creating if needed) the ledger at `path`, migrated to the current schema."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(path))
+    con = duckdb.connect(str(path), config={"checkpoint_threshold": "1GB"})
     try:
         migrate(con)
         yield con

@@ -40,6 +40,7 @@ class IntakeResult:
     rows_rejected: int
     already_loaded: bool = False
     statuses: dict[str, int] | None = None
+    sha256: str = ""
 
 
 def refund_id_for(merchant_id: str, refund_ref: str) -> str:
@@ -48,12 +49,30 @@ def refund_id_for(merchant_id: str, refund_ref: str) -> str:
     return "RF" + digest[:20].upper()
 
 
+def with_refund_ids(con: duckdb.DuckDBPyConnection, rows: pl.DataFrame) -> pl.DataFrame:
+    """`rows` with a `refund_id` column: `refund_id_for` of each row, hashed by DuckDB in bulk."""
+    digests = run_with_frames(
+        con,
+        "SELECT 'RF' || upper(substr(sha256(merchant_id || chr(31) || refund_ref), 1, 20)) AS refund_id FROM r",
+        r=rows.select("merchant_id", "refund_ref"),
+    )
+    return rows.with_columns(digests["refund_id"])
+
+
 def record_shop_file(con: duckdb.DuckDBPyConnection, shop_file: ShopFile, rows: pl.DataFrame) -> IntakeResult:
     """Record a read shop file. `rows` are its good rows with IBAN columns already checked
     (`<column>_problem` beside each IBAN column); rows the books cannot take become rejects too."""
     seen = con.execute("SELECT 1 FROM intake_files WHERE sha256 = ?", [shop_file.sha256]).fetchone()
     if seen:
-        return IntakeResult(shop_file.path.name, shop_file.kind, shop_file.rows_total, 0, 0, already_loaded=True)
+        return IntakeResult(
+            shop_file.path.name,
+            shop_file.kind,
+            shop_file.rows_total,
+            0,
+            0,
+            already_loaded=True,
+            sha256=shop_file.sha256,
+        )
     rejects = [shop_file.rejects.with_columns(pl.lit("error").alias("severity"))]
     statuses = None
     with transaction(con):
@@ -75,7 +94,10 @@ def record_shop_file(con: duckdb.DuckDBPyConnection, shop_file: ShopFile, rows: 
             "INSERT INTO intake_files VALUES (?, ?, ?, ?, ?, ?, current_timestamp)",
             [shop_file.sha256, shop_file.path.name, shop_file.kind, shop_file.rows_total, loaded, errors],
         )
-    return IntakeResult(shop_file.path.name, shop_file.kind, shop_file.rows_total, loaded, errors, statuses=statuses)
+    return IntakeResult(
+        shop_file.path.name, shop_file.kind, shop_file.rows_total, loaded, errors, statuses=statuses,
+        sha256=shop_file.sha256,
+    )  # fmt: skip
 
 
 def _reject(frame: pl.DataFrame, column: str | None, problem: pl.Expr, severity: str = "error") -> pl.DataFrame:
@@ -227,7 +249,11 @@ def _record_orders(con, rows: pl.DataFrame, shop_file: ShopFile) -> tuple[int, p
     rows, rejects = _check_merchant(con, rows)
     rows, dup_rejects = _split_duplicates_in_file(rows, KEYS["orders"])
     rejects = pl.concat([rejects, dup_rejects])
-    existing = _known(con, "SELECT order_id, merchant_id AS owner FROM orders")
+    existing = run_with_frames(
+        con,
+        "SELECT order_id, merchant_id AS owner FROM orders WHERE order_id IN (SELECT order_id FROM r)",
+        r=rows.select("order_id"),
+    )
     moved = rows.join(existing, on="order_id").filter(pl.col("owner") != pl.col("merchant_id"))
     rejects = pl.concat(
         [
@@ -283,15 +309,14 @@ def _record_payments(con, rows: pl.DataFrame, shop_file: ShopFile) -> tuple[int,
 
 
 def _record_refunds(con, rows: pl.DataFrame, shop_file: ShopFile):
-    rows = rows.with_columns(
-        pl.struct("merchant_id", "refund_ref")
-        .map_elements(lambda r: refund_id_for(r["merchant_id"], r["refund_ref"]), return_dtype=pl.String)
-        .alias("refund_id")
-    )
+    rows = with_refund_ids(con, rows)
     rows, rejects = _check_merchant(con, rows)
-    known = _known(
+    # Only the rows' own ids are looked up: the cost follows the file, not the books.
+    known = run_with_frames(
         con,
-        "SELECT refund_id, source_file AS first_file, source_line AS first_line, status AS first_status FROM refunds",
+        "SELECT refund_id, source_file AS first_file, source_line AS first_line, status AS first_status "
+        "FROM refunds WHERE refund_id IN (SELECT refund_id FROM r)",
+        r=rows.select("refund_id"),
     )
     dups = rows.join(known, on="refund_id")
     rejects = pl.concat(
@@ -315,17 +340,19 @@ def _record_refunds(con, rows: pl.DataFrame, shop_file: ShopFile):
     )
     rows = rows.join(known, on="refund_id", how="anti")
 
-    orders = _known(
+    orders = run_with_frames(
         con,
         "SELECT order_id, merchant_id AS order_merchant, amount_cents AS order_amount_cents, "
         "paid_cents AS order_paid_cents, ordered_on, instalments, instalments_paid, refundable, "
         "customer_name AS order_customer, customer_iban AS order_iban, "
-        "customer_iban_problem AS order_iban_problem FROM orders",
+        "customer_iban_problem AS order_iban_problem FROM orders WHERE order_id IN (SELECT order_id FROM r)",
+        r=rows.select("order_id").drop_nulls(),
     )
-    payments = _known(
+    payments = run_with_frames(
         con,
         "SELECT payment_id, merchant_id AS payment_merchant, amount_cents AS payment_amount_cents, "
-        "payer_name, payer_iban, payer_iban_problem FROM payments",
+        "payer_name, payer_iban, payer_iban_problem FROM payments WHERE payment_id IN (SELECT payment_id FROM r)",
+        r=rows.select("payment_id").drop_nulls(),
     )
     rows = rows.join(orders, on="order_id", how="left").join(payments, on="payment_id", how="left")
     unknown_order = rows.filter(pl.col("order_id").is_not_null() & pl.col("order_merchant").is_null())
@@ -391,12 +418,14 @@ def _candidates(con, rows: pl.DataFrame) -> pl.DataFrame:
         "LEFT JOIN (SELECT merchant_id, SUM(payout_cents) AS waiting FROM refunds WHERE status = 'blocked' "
         "  GROUP BY merchant_id) w ON w.merchant_id = m.merchant_id",
     )
-    prior = _known(
+    prior = run_with_frames(
         con,
         "SELECT COALESCE('O:' || order_id, 'P:' || payment_id) AS _target, "
         "CAST(SUM(amount_cents) AS BIGINT) AS prior_refunded_cents, "
         "CAST(SUM(cancelled_instalments_cents) AS BIGINT) AS prior_cancelled_cents "
-        "FROM refunds WHERE status <> 'rejected' GROUP BY 1",
+        "FROM refunds WHERE status <> 'rejected' AND (order_id IN (SELECT order_id FROM r) "
+        "OR payment_id IN (SELECT payment_id FROM r)) GROUP BY 1",
+        r=rows.select("order_id", "payment_id"),
     )
     excluded = _known(
         con, "SELECT iban AS customer_iban, owner AS excluded_owner, kind AS excluded_kind FROM excluded_ibans"

@@ -117,16 +117,15 @@ def plan_collections(
     under a mandate is FRST, every later one RCUR."""
     if refunds.is_empty():
         return _empty_collections(), pl.DataFrame(schema={"refund_id": pl.String, "collection_id": pl.String})
-    keyed = refunds.with_columns(
-        pl.struct("merchant_id", "refund_id", "collection")
-        .map_elements(
-            lambda r: collection_id_for(
-                r["merchant_id"], window, r["refund_id"] if r["collection"] == "per_refund" else None
-            ),
-            return_dtype=pl.String,
-        )
-        .alias("collection_id")
+    # collection_id_for of every row, hashed by DuckDB in bulk.
+    digests = run_with_frames(
+        con,
+        "SELECT 'CL' || upper(substr(sha256(merchant_id || chr(31) || ? || chr(31) || ? || chr(31) || "
+        "CASE WHEN collection = 'per_refund' THEN refund_id ELSE '' END), 1, 20)) AS collection_id FROM r",
+        [window.partition_key, window.run_label],
+        r=refunds.select("merchant_id", "refund_id", "collection"),
     )
+    keyed = refunds.with_columns(digests["collection_id"])
     keyed = _fresh_collection_ids(con, keyed)
     collections = (
         keyed.group_by("collection_id", maintain_order=True)

@@ -918,6 +918,69 @@ def generate(
         out.print(f"{key}: {value}", highlight=False)
 
 
+@app.command("bench")
+def bench(
+    refunds: Annotated[int, typer.Option(help="How many refunds in the week (merchants: refunds // 100).")] = 100_000,
+    as_json: JsonFlag = False,
+    baselines: Annotated[bool, typer.Option(help="Also time sepaxml and pycamt on the same data.")] = True,
+    work_dir: Annotated[
+        Path | None, typer.Option("--dir", help="Keep the benchmark's installation here (default: a temporary one).")
+    ] = None,
+) -> None:
+    """Time a busy week end to end on a fresh installation: intake, nightly, the weekly collection and
+    payout files (written, validated, registered, released, posted), and the reconciliation of a camt.054
+    and a camt.053 with one line per payout; then sepaxml and pycamt on the same data. Prints each stage's
+    seconds, rows per second and peak memory; with --json the last line is one JSON object.
+
+    Example: payouts bench --refunds 100000 --json
+    """
+    import tempfile
+    from dataclasses import asdict
+
+    from pipelines.bench import run_bench
+
+    def report(stage) -> None:
+        out.print(
+            f"{stage.name:<20} {stage.seconds:>8.2f} s {stage.rows:>10,} rows {stage.rows_per_second:>10,.0f} rows/s "
+            f"{stage.peak_mb:>8.0f} MB peak",
+            highlight=False,
+        )
+
+    def note(text: str) -> None:
+        out.print(f"[dim]{text}[/dim]", highlight=False)
+
+    with tempfile.TemporaryDirectory(prefix="payouts-bench-") as scratch:
+        where = work_dir or Path(scratch)
+        try:
+            result = run_bench(refunds, where, baselines=baselines, report=report, note=note)
+        except ValueError as exc:
+            raise _fail(str(exc)) from None
+    out.print(
+        f"intake {result.intake_seconds:.2f} s · weekly {result.weekly_seconds:.2f} s · reconcile (camt.054) "
+        f"{result.reconcile_seconds:.2f} s · statement (camt.053) {result.statement_seconds:.2f} s · peak "
+        f"{result.peak_mb:.0f} MB",
+        highlight=False,
+    )
+    for name, figures in result.baselines.items():
+        if "error" in figures:
+            out.print(f"baseline {name}: could not run: {figures['error']}", highlight=False)
+        else:
+            out.print(
+                f"baseline {figures['library']}: {figures['theirs']['seconds']:.2f} s against our "
+                f"{figures['ours']['seconds']:.2f} s for {figures['rows']:,} rows ({figures['speedup']}x); peak "
+                f"{figures['theirs']['peak_mb']:.0f} MB against {figures['ours']['peak_mb']:.0f} MB",
+                highlight=False,
+            )
+    checks = result.checks
+    out.print(
+        f"checks: {checks['payouts_released']:,} payouts released, {checks['refunds_paid_twice']} paid twice, "
+        f"{checks['unaccounted_lines']} bank lines unaccounted, ledger total {checks['ledger_total_cents']} cents",
+        highlight=False,
+    )
+    if as_json:
+        print(json.dumps(asdict(result), default=str))
+
+
 @app.command("demo")
 def demo(
     merchants: Annotated[int, typer.Option(help="How many merchants.")] = 200,
