@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint ui clean-data
+.PHONY: demo test lint ui bench clean-data
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,11 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+# The benchmark: a week of REFUNDS refunds end to end, with the baselines; figures in BENCHMARKS.md.
+REFUNDS ?= 100000
+bench: $(STAMP)
+	$(BIN)/payouts bench --refunds $(REFUNDS)
 
 # The Dagster UI on the installation's persistent instance (http://127.0.0.1:3000).
 ui: $(STAMP)

@@ -27,3 +27,33 @@ CREATE TABLE postings_log (
 INSERT INTO postings_log SELECT * FROM postings;
 DROP TABLE postings;
 ALTER TABLE postings_log RENAME TO postings;
+
+-- A file's items are unique by EndToEndId when the file is built (the writers refuse duplicates), and no
+-- refund or collection may be in two live files (checked before release, `file_problems`). Notifications
+-- are queued only where their id is not yet known. Neither needs an index for that.
+CREATE TABLE payment_file_items_log (
+    file_id         VARCHAR NOT NULL,
+    end_to_end_id   VARCHAR NOT NULL,
+    payment_info_id VARCHAR NOT NULL,
+    refund_id       VARCHAR,                 -- payouts
+    collection_id   VARCHAR,                 -- collections
+    merchant_id     VARCHAR NOT NULL,
+    amount_cents    BIGINT NOT NULL,
+    outcome         VARCHAR                  -- what the bank did: executed | returned | rejected (null: not yet)
+);
+INSERT INTO payment_file_items_log SELECT * FROM payment_file_items;
+DROP TABLE payment_file_items;
+ALTER TABLE payment_file_items_log RENAME TO payment_file_items;
+
+CREATE TABLE notifications_log (
+    notification_id VARCHAR NOT NULL,
+    recipient       VARCHAR NOT NULL,
+    refund_id       VARCHAR,
+    merchant_id     VARCHAR,
+    template        VARCHAR NOT NULL,
+    data            VARCHAR NOT NULL,
+    created_at      TIMESTAMP NOT NULL
+);
+INSERT INTO notifications_log SELECT * FROM notifications;
+DROP TABLE notifications;
+ALTER TABLE notifications_log RENAME TO notifications;
