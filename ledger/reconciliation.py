@@ -75,9 +75,10 @@ def conform_lines(lines: pl.DataFrame) -> pl.DataFrame:
     return BankLinesIn.validate(frame)
 
 
-def line_identity(frame: pl.DataFrame) -> pl.Expr:
-    """A line's id from what the bank says about the transaction (not from the file), so a camt.054 and the
-    camt.053 that repeats its booking, or two overlapping statements, give the same id."""
+def line_identity(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame) -> pl.Series:
+    """Each line's id from what the bank says about the transaction (not from the file), so a camt.054 and the
+    camt.053 that repeats its booking, or two overlapping statements, give the same id. Hashed by DuckDB in
+    bulk."""
     family = (
         pl.when(pl.col("message_type").str.starts_with("pain.002")).then(pl.lit("status")).otherwise(pl.lit("booking"))
     )
@@ -86,9 +87,8 @@ def line_identity(frame: pl.DataFrame) -> pl.Expr:
         for c in ("account_iban", "entry_ref", "end_to_end_id", "payment_info_id", "direction", "amount_cents",
                   "booking_date", "reversal", "status", "return_reason")
     ]  # fmt: skip
-    return pl.concat_str(parts, separator="|").map_elements(
-        lambda s: hashlib.sha256(s.encode()).hexdigest()[:32], return_dtype=pl.String
-    )
+    texts = frame.select(pl.concat_str(parts, separator="|").alias("identity"))
+    return run_with_frames(con, "SELECT substr(sha256(identity), 1, 32) AS line_id FROM t", t=texts)["line_id"]
 
 
 def reconcile_bank_file(
@@ -109,10 +109,12 @@ def reconcile_bank_file(
     if con.execute("SELECT 1 FROM bank_files WHERE sha256 = ?", [sha256]).fetchone():
         return Reconciled(file_name, True, lines.height, 0, 0, 0, 0, 0)
     lines = conform_lines(lines)
-    lines = lines.with_columns(line_identity(lines).alias("line_id"))
+    lines = lines.with_columns(line_identity(con, lines).alias("line_id"))
     # The same transaction twice in one file (a duplicate EndToEndId): the first counts, the others wait.
     lines = lines.with_columns(pl.int_range(pl.len()).over("line_id").alias("_copy"))
-    known = con.execute("SELECT line_id FROM bank_lines").pl()
+    known = run_with_frames(
+        con, "SELECT line_id FROM bank_lines WHERE line_id IN (SELECT line_id FROM l)", l=lines.select("line_id")
+    )
     fresh = lines.join(known, on="line_id", how="anti")
     with transaction(con):
         decided = _decide(con, fresh)
@@ -139,11 +141,22 @@ def _first(frame: pl.DataFrame, column: str) -> str | None:
 
 def _decide(con: duckdb.DuckDBPyConnection, lines: pl.DataFrame) -> pl.DataFrame:
     """Each line's outcome, what it matched and what it means (event), as columns."""
-    items = con.execute(
+    # Only the items the lines can be about (by EndToEndId, payment block or file): the cost follows the file.
+    keys = (
+        pl.concat([lines.select(pl.col(c).alias("key")) for c in ("end_to_end_id", "payment_info_id", "message_id")])
+        .drop_nulls()
+        .unique()
+    )
+    items = run_with_frames(
+        con,
         "SELECT i.end_to_end_id, i.payment_info_id AS item_pmt_id, i.refund_id, i.collection_id, i.file_id, "
         "i.amount_cents AS item_cents, f.kind FROM payment_file_items i JOIN payment_files f USING (file_id) "
-        "WHERE f.status IN ('written', 'released', 'acknowledged')"
-    ).pl()
+        "WHERE f.status IN ('written', 'released', 'acknowledged') AND (i.end_to_end_id IN (SELECT key FROM k) "
+        "OR i.file_id IN (SELECT key FROM k) "
+        "OR regexp_replace(i.payment_info_id, '-(FRST|RCUR|OOFF|FNAL)$', '') IN (SELECT key FROM k) "
+        "OR i.payment_info_id IN (SELECT key FROM k))",
+        k=keys,
+    )
     frame = _with_events(lines.join(items, on="end_to_end_id", how="left"))
     outcome = (
         pl.when(pl.col("row_problem").is_not_null()).then(pl.lit("exception"))
