@@ -351,3 +351,16 @@ def test_blank_lines_are_layout_not_rows(tmp_path: Path) -> None:
     shop_file = read_shop_file(path)
     assert shop_file.rows["refund_ref"].to_list() == ["R1"]
     assert shop_file.rejects.select("_line", "column_name").rows() == [(5, "amount_cents")]
+
+
+def test_refund_ids_hashed_in_bulk_equal_one_by_one() -> None:
+    import duckdb
+
+    from ledger.intake import with_refund_ids
+
+    rows = pl.DataFrame({"merchant_id": ["M1", "M1", "Müller & Söhne", "M-2"],
+                         "refund_ref": ["R-000123", "r-000123", "Rückgabe 1", "R\x1f1"]})  # fmt: skip
+    with duckdb.connect() as con:
+        bulk = with_refund_ids(con, rows)
+    assert bulk["refund_id"].to_list() == [refund_id_for(m, r) for m, r in rows.iter_rows()]
+    assert bulk["refund_id"].n_unique() == 4

@@ -121,3 +121,15 @@ def test_end_to_end_ids_of_different_refunds_differ(a: str, b: str, purpose: str
     assume(a != b)
     assert end_to_end_id(a, purpose) != end_to_end_id(b, purpose)
     assert end_to_end_id(a, purpose).startswith(a)  # a return quotes it back: the refund is readable in it
+
+
+@given(st.lists(st.one_of(st.text(min_size=1, max_size=40), st.from_regex(r"RF[0-9A-F]{20}", fullmatch=True)),
+                max_size=20))  # fmt: skip
+def test_end_to_end_ids_in_bulk_equal_one_by_one(refund_ids: list[str]) -> None:
+    import polars as pl
+
+    from sepa.ids import end_to_end_ids
+
+    for purpose in ("payout", "collection"):
+        bulk = end_to_end_ids(pl.Series(refund_ids, dtype=pl.String), purpose).to_list()
+        assert bulk == [end_to_end_id(r, purpose) for r in refund_ids]
