@@ -12,12 +12,11 @@ transfers and pain.008 direct debits), decides elsewhere which transactions fail
 Amounts come in as integer cents and go out as decimal text with two decimals; no float is involved.
 Identifiers and timestamps are the caller's, so the same input gives the same bytes.
 
-Every document is streamed with `lxml.etree.xmlfile`: `write_pain002`, `write_camt054` and `write_camt053`
-write to a file name or a binary stream in memory bounded by the input frame (a million transactions are
-written without building a tree); the `build_*` functions return the same document as bytes. Elements
-that repeat (TxDtls, Ntry, TxInfAndSts) are built once per shape as an indented template whose texts are
-refilled for each row. Templates are built without a namespace and serialised inside the root element,
-which declares the message's namespace as the default one, so they are in the document's namespace
+Every document is streamed with the toolkit of `sepa.xml_out` (`lxml.etree.xmlfile` underneath):
+`write_pain002`, `write_camt054` and `write_camt053` write to a file name or a binary stream in memory
+bounded by the input frame (a million transactions are written without building a tree); the `build_*`
+functions return the same document as bytes. Elements that repeat (TxDtls, Ntry, TxInfAndSts) are built
+once per shape as an indented template whose texts are refilled for each row, in the document's namespace
 without an `xmlns` repeated on every transaction (the tests validate every version against its XSD).
 """
 
@@ -25,31 +24,29 @@ from __future__ import annotations
 
 import io
 import itertools
-import os
 import re
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
-from typing import IO, Any
+from typing import Any
 
 import polars as pl
 from lxml import etree
 
 from sepa.iban import normalise_iban
+from sepa.xml_out import Out, Target, Template, document, to_bytes
+from sepa.xml_out import element as _element
+from sepa.xml_out import sub_element as _add
 
 PAIN002_VERSIONS = ("pain.002.001.03", "pain.002.001.10")
 CAMT054_VERSIONS = ("camt.054.001.02", "camt.054.001.08")
 CAMT053_VERSIONS = ("camt.053.001.02", "camt.053.001.08")
 PAYMENT_FILE_TYPES = ("pain.001.001.03", "pain.001.001.09", "pain.008.001.02", "pain.008.001.08")  # tested ones
 
-ISO_NAMESPACE_PREFIX = "urn:iso:std:iso:20022:tech:xsd:"
 CURRENCY = "EUR"
 NOT_PROVIDED = "NOTPROVIDED"  # the EPC's EndToEndId when the originator gave none
-
-Target = str | os.PathLike[str] | IO[bytes]
 
 # One row per transaction of a payment file, as `read_payment_file` returns them.
 PAYMENT_FILE_COLUMNS: dict[str, pl.DataType] = {
@@ -497,7 +494,7 @@ def _normalise_account(iban: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Streaming output
+# Amounts and timestamps as written (the streaming itself is sepa.xml_out's)
 # ---------------------------------------------------------------------------------------------------------
 
 
@@ -517,74 +514,6 @@ def _amount_expr(column: str) -> pl.Expr:
 def _timestamp(created_at: datetime) -> str:
     """CreDtTm: whole seconds, with the UTC offset when `created_at` has one."""
     return created_at.replace(microsecond=0).isoformat()
-
-
-def _add(parent: etree._Element, tag: str, text: str | None = None, **attrib: str) -> etree._Element:
-    element = etree.SubElement(parent, tag, attrib)
-    element.text = text
-    return element
-
-
-def _element(tag: str, *children: etree._Element, text: str | None = None, **attrib: str) -> etree._Element:
-    element = etree.Element(tag, attrib)
-    element.text = text
-    element.extend(children)
-    return element
-
-
-class _Out:
-    """An `xmlfile` writer that indents: containers are opened as streamed elements, everything inside them
-    is written as small subtrees, one element per line."""
-
-    def __init__(self, xf: Any) -> None:
-        self._xf = xf
-
-    @contextmanager
-    def open(self, tag: str, level: int) -> Iterator[None]:
-        self._xf.write("\n" + "  " * level)
-        with self._xf.element(tag):
-            yield
-            self._xf.write("\n" + "  " * level)
-
-    def put(self, element: etree._Element, level: int, *, indented: bool = False) -> None:
-        """Write a subtree at `level`; `indented` when its whitespace is already set (templates)."""
-        if not indented:
-            etree.indent(element, space="  ", level=level)
-        self._xf.write("\n" + "  " * level)
-        self._xf.write(element, with_tail=False)
-
-
-@contextmanager
-def _document(target: Target, message_type: str, message_element: str) -> Iterator[_Out]:
-    """Stream a document: XML declaration, `Document` in the message's namespace, the message element."""
-    namespace = ISO_NAMESPACE_PREFIX + message_type
-    sink: Any = target if hasattr(target, "write") else os.fspath(target)  # a binary stream, else a path
-    with etree.xmlfile(sink, encoding="UTF-8") as xf:
-        xf.write_declaration()
-        with xf.element(f"{{{namespace}}}Document", nsmap={None: namespace}):
-            out = _Out(xf)
-            with out.open(message_element, 1):
-                yield out
-            xf.write("\n")
-
-
-def _to_bytes(write: Any, **kwargs: Any) -> bytes:
-    buffer = io.BytesIO()
-    write(buffer, **kwargs)
-    return buffer.getvalue()
-
-
-@dataclass
-class _Template:
-    """A prebuilt, indented subtree and the (element, column) pairs whose texts each row refills."""
-
-    root: etree._Element
-    fills: list[tuple[etree._Element, str]]
-
-    def fill(self, row: dict[str, Any]) -> etree._Element:
-        for element, column in self.fills:
-            element.text = row[column]
-        return self.root
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -617,7 +546,7 @@ def build_pain002(
 
     Versions: pain.002.001.03 and pain.002.001.10. Raises ValueError on unusable input.
     """
-    return _to_bytes(
+    return to_bytes(
         write_pain002,
         msg_id=msg_id,
         created_at=created_at,
@@ -674,8 +603,8 @@ def write_pain002(
     total_cents = int(blocks["cents"].sum()) if known else None
     group_status = _status(n_rejected, n_total)
 
-    templates: dict[bool, _Template] = {}
-    with _document(target, version, "CstmrPmtStsRpt") as out:
+    templates: dict[bool, Template] = {}
+    with document(target, version, "CstmrPmtStsRpt") as out:
         out.put(_element("GrpHdr", _element("MsgId", text=msg_id), _element("CreDtTm", text=_timestamp(created_at))), 2)
         group = _element("OrgnlGrpInfAndSts", _element("OrgnlMsgId", text=original_msg_id))
         _add(group, "OrgnlMsgNmId", original_message_type)
@@ -747,7 +676,7 @@ def _status_blocks(rej: pl.DataFrame, original: pl.DataFrame | None) -> pl.DataF
     return blocks.with_columns(pl.col("rejected").fill_null(0)).with_row_index("_block")
 
 
-def _tx_status(has_info: bool) -> _Template:
+def _tx_status(has_info: bool) -> Template:
     """TxInfAndSts of a rejected transaction, indented for level 3."""
     root = etree.Element("TxInfAndSts")
     fills = [(_add(root, "OrgnlEndToEndId"), "end_to_end_id")]
@@ -758,7 +687,7 @@ def _tx_status(has_info: bool) -> _Template:
         fills.append((_add(reason, "AddtlInf"), "reason_info"))
     fills.append((_add(_add(_add(root, "OrgnlTxRef"), "Amt"), "InstdAmt", Ccy=CURRENCY), "_amt"))
     etree.indent(root, space="  ", level=3)
-    return _Template(root, fills)
+    return Template(root, fills)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -799,7 +728,7 @@ def build_camt054(
 
     Versions: camt.054.001.02 and camt.054.001.08. Raises ValueError on unusable input.
     """
-    return _to_bytes(
+    return to_bytes(
         write_camt054, msg_id=msg_id, created_at=created_at, account_iban=account_iban, entries=entries, version=version
     )
 
@@ -819,7 +748,7 @@ def write_camt054(
     _check_id(msg_id, "msg_id")
     account = _normalise_account(account_iban)
     plan = _entry_plan(entries)
-    with _document(target, version, "BkToCstmrDbtCdtNtfctn") as out:
+    with document(target, version, "BkToCstmrDbtCdtNtfctn") as out:
         out.put(_group_header(msg_id, created_at), 2)
         with out.open("Ntfctn", 2):
             out.put(_element("Id", text=msg_id), 3)
@@ -848,7 +777,7 @@ def build_camt053(
 
     Versions: camt.053.001.02 and camt.053.001.08. Raises ValueError on unusable input.
     """
-    return _to_bytes(
+    return to_bytes(
         write_camt053,
         msg_id=msg_id,
         created_at=created_at,
@@ -895,7 +824,7 @@ def write_camt053(
     v08 = version.endswith(".08")
     day = booking_date.isoformat()
 
-    with _document(target, version, "BkToCstmrStmt") as out:
+    with document(target, version, "BkToCstmrStmt") as out:
         out.put(_group_header(msg_id, created_at), 2)
         with out.open("Stmt", 2):
             out.put(_element("Id", text=statement_id), 3)
@@ -1052,11 +981,11 @@ _HEAD_FILLS = ("entry_ref", "_sum_amt", "direction", "_bookg", "_val", "entry_re
 class _EntryWriter:
     """Writes the Ntry elements of a planned entries frame (level 3: Document/message/Stmt-or-Ntfctn/Ntry)."""
 
-    def __init__(self, out: _Out, v08: bool, own_iban: str) -> None:
+    def __init__(self, out: Out, v08: bool, own_iban: str) -> None:
         self.out = out
         self.v08 = v08
         self.own_iban = own_iban
-        self.templates: dict[tuple[Any, ...], _Template] = {}
+        self.templates: dict[tuple[Any, ...], Template] = {}
 
     def write(self, plan: pl.DataFrame) -> None:
         for _, group in itertools.groupby(_iter_rows(plan.select(_WRITER_COLUMNS)), key=lambda row: row["_first"]):
@@ -1109,26 +1038,26 @@ class _EntryWriter:
         slots.extend((_add(family, "Cd"), _add(family, "SubFmlyCd")))
         return list(zip(slots, _HEAD_FILLS, strict=True))
 
-    def _head_template(self, reversal: bool) -> _Template:
+    def _head_template(self, reversal: bool) -> Template:
         ntry = etree.Element("Ntry")
         fills = self._head(ntry, reversal)
         etree.indent(ntry, space="  ", level=3)
-        return _Template(ntry, fills)
+        return Template(ntry, fills)
 
-    def _single(self, key: tuple[Any, ...]) -> _Template:
+    def _single(self, key: tuple[Any, ...]) -> Template:
         _, reversal, shape = key
         ntry = etree.Element("Ntry")
         fills = self._head(ntry, reversal)
         fills.extend(self._tx_details(_add(ntry, "NtryDtls"), shape))
         etree.indent(ntry, space="  ", level=3)
-        return _Template(ntry, fills)
+        return Template(ntry, fills)
 
-    def _tx_template(self, shape: int) -> _Template:
+    def _tx_template(self, shape: int) -> Template:
         holder = etree.Element("NtryDtls")
         fills = self._tx_details(holder, shape)
         tx = holder[0]
         etree.indent(tx, space="  ", level=5)
-        return _Template(tx, fills)
+        return Template(tx, fills)
 
     def _tx_details(self, parent: etree._Element, shape: int) -> list[tuple[etree._Element, str]]:
         """One TxDtls of the given shape appended to `parent`; returns its fills."""

@@ -11,7 +11,7 @@ import sepaxml.transfer
 
 from sepa._pain import FileIntegrityError
 from sepa.charset import is_epc
-from sepa.pain001 import VERSIONS, build_credit_transfers
+from sepa.pain001 import VERSIONS, build_credit_transfers, reference_credit_transfers
 from sepa.parties import Party
 from sepa.xsd import validate_document
 from tests.sepa.samples import CREATED_AT, EXECUTION_DATE, PLATFORM, ROWS, TOTAL_CENTS, cents, parse, texts, transfers
@@ -116,11 +116,15 @@ def test_the_caller_s_frame_is_left_alone() -> None:
 
 
 def test_a_wrong_sum_from_sepaxml_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
-    """If sepaxml wrote amounts that do not add up to what was asked for, no file comes out."""
+    """If sepaxml wrote amounts that do not add up to what was asked for, the reference writer gives no file.
+    (The streaming writer's own checks are in test_pain_streaming.)"""
     real = sepaxml.transfer.int_to_decimal_str
     monkeypatch.setattr(sepaxml.transfer, "int_to_decimal_str", lambda cents: real(cents + 1))
+    args = {"msg_id": MSG_ID, "payment_info_id": PMT_INF_ID, "execution_date": EXECUTION_DATE,
+            "version": "pain.001.001.03", "created_at": CREATED_AT}  # fmt: skip
     with pytest.raises(FileIntegrityError):
-        build("pain.001.001.03")
+        reference_credit_transfers(PLATFORM, transfers(), **args)
+    assert validate_document(build()).ok  # the streaming writer does not go through sepaxml
 
 
 @pytest.mark.parametrize(

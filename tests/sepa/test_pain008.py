@@ -7,9 +7,11 @@ from datetime import date
 
 import polars as pl
 import pytest
+import sepaxml.debit
 
+from sepa._pain import FileIntegrityError
 from sepa.charset import is_epc
-from sepa.pain008 import VERSIONS, build_direct_debits, pmt_inf_id_for
+from sepa.pain008 import VERSIONS, build_direct_debits, pmt_inf_id_for, reference_direct_debits
 from sepa.parties import Party
 from sepa.xsd import validate_document
 from tests.sepa.samples import CREATED_AT, PLATFORM, ROWS, TOTAL_CENTS, cents, debits, parse, texts
@@ -103,6 +105,29 @@ def test_a_long_payment_info_id_still_fits() -> None:
     assert all(len(i) <= 35 for i in ids) and ids[0].endswith("-FRST") and ids[1].endswith("-RCUR")
     assert ids == [pmt_inf_id_for("X" * 35, "FRST"), pmt_inf_id_for("X" * 35, "RCUR")]
     assert validate_document(data).ok
+
+
+def test_the_four_sequence_types_come_in_their_order(version: str) -> None:
+    root, ns = parse(build(version, debits(["FNAL", "OOFF", "RCUR", "FRST"])))
+    assert texts(root, ns, "//p:PmtInf/p:PmtTpInf/p:SeqTp") == ["FRST", "RCUR", "OOFF", "FNAL"]
+    assert texts(root, ns, "//p:PmtInf/p:NbOfTxs") == ["1"] * 4
+
+
+def test_a_wrong_sum_from_sepaxml_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """If sepaxml wrote amounts that do not add up to what was asked for, the reference writer gives no file."""
+    real = sepaxml.debit.int_to_decimal_str
+    monkeypatch.setattr(sepaxml.debit, "int_to_decimal_str", lambda cents: real(cents + 1))
+    with pytest.raises(FileIntegrityError):
+        reference_direct_debits(
+            PLATFORM,
+            debits(),
+            msg_id=MSG_ID,
+            payment_info_id=PMT_INF_ID,
+            collection_date=COLLECTION_DATE,
+            version="pain.008.001.02",
+            created_at=CREATED_AT,
+        )
+    assert validate_document(build()).ok  # the streaming writer does not go through sepaxml
 
 
 @pytest.mark.parametrize(
