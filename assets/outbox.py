@@ -20,6 +20,7 @@ from pathlib import Path
 import polars as pl
 
 from assets.home import Home
+from ledger.db import transaction
 from ledger.payment_files import (
     COLLECTION,
     PAYOUT,
@@ -33,7 +34,7 @@ from ledger.payment_files import (
     payable_refunds,
     plan_collections,
     record_collection_file,
-    record_payout_file,
+    record_payout_files,
     release_files,
 )
 from sepa import ids
@@ -93,7 +94,7 @@ def write_collection_files(
     names = _write_in_files(
         con, home, bank, window, COLLECTION, collections, version=bank.pain008_version, on=when, build=build,
         prepared_by=prepared_by,
-        record=lambda payment_file, part: record_collection_file(con, payment_file, part, covered),
+        record=lambda written: [record_collection_file(con, f, part, covered) for f, part in written],
     )  # fmt: skip
     return RunFiles(_registry(con, names), skipped)
 
@@ -133,7 +134,7 @@ def write_payout_files(
     names = _write_in_files(
         con, home, bank, window, PAYOUT, payable, version=bank.pain001_version, on=when, build=build,
         prepared_by=prepared_by,
-        record=lambda payment_file, _part: record_payout_file(con, payment_file, actor="weekly run"),
+        record=lambda written: record_payout_files(con, [f for f, _part in written], actor="weekly run"),
     )  # fmt: skip
     skipped = held.select(
         "merchant_id", pl.format("refund {}: not paid, the IBAN on record is {}", pl.col("refund_ref"),
@@ -170,8 +171,9 @@ def _write_in_files(
     on: date, build, record, prepared_by: str | None,
 ) -> list[str]:  # fmt: skip
     """Cut `rows` into files within the bank's limit. Files are independent, so they are built, validated
-    and written side by side on every core when there are several big ones; each is recorded in the
-    ledger in file order as soon as it is on disk."""
+    and written side by side on every core when there are several big ones; once all are on disk, `record`
+    registers them in the ledger in one transaction: a run that stops half-way has recorded nothing, and
+    its files (never released unregistered) are written again, with the same names, by the next run."""
     parts = split_frame(rows, bank.max_transactions_per_file)
     first = next_seq(con, window, kind)
     jobs = []
@@ -179,12 +181,11 @@ def _write_in_files(
         msg_id = ids.msg_id(version[:8], window.partition_key, first + n)
         jobs.append((build, home, part, msg_id, ids.payment_info_id(msg_id, 1), kind, version, window, first + n,
                      on, prepared_by))  # fmt: skip
-    names = []
     parallel = len(parts) > 1 and rows.height >= PARALLEL_FROM_ROWS
-    for payment_file, part in zip(_each_in_workers(_build_file, jobs, parallel), parts, strict=True):
-        record(payment_file, part)
-        names.append(payment_file.file_name)
-    return names
+    written = list(zip(_each_in_workers(_build_file, jobs, parallel), parts, strict=True))
+    with transaction(con):
+        record(written)
+    return [payment_file.file_name for payment_file, _part in written]
 
 
 def _build_file(

@@ -296,14 +296,26 @@ def record_collection_file(
 
 def record_payout_file(con: duckdb.DuckDBPyConnection, payment_file: PaymentFile, *, actor: str) -> None:
     """Record a written pain.001; its refunds move from due to in_file, in one transaction. Moves no money."""
+    record_payout_files(con, [payment_file], actor=actor)
+
+
+def record_payout_files(con: duckdb.DuckDBPyConnection, payment_files: list[PaymentFile], *, actor: str) -> None:
+    """Record a run's written pain.001 files together, in one transaction: all of them or none, and their
+    refunds move from due to in_file in one update (not one pass over the refunds per file)."""
+    if not payment_files:
+        return
     with transaction(con):
-        _insert_file(con, payment_file)
+        for payment_file in payment_files:
+            _insert_file(con, payment_file)
         change_status(
             con,
-            payment_file.items.select(
-                "refund_id",
-                pl.lit("in_file").alias("to_status"),
-                pl.format("in payout file {}", pl.lit(payment_file.file_name)).alias("reason"),
+            pl.concat(
+                f.items.select(
+                    "refund_id",
+                    pl.lit("in_file").alias("to_status"),
+                    pl.format("in payout file {}", pl.lit(f.file_name)).alias("reason"),
+                )
+                for f in payment_files
             ),
             actor=actor,
         )
