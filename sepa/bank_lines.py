@@ -216,6 +216,24 @@ class RowBuffer:
             self._chunks.append(pl.DataFrame(columns))
             self._rows = []
 
+    @property
+    def chunks(self) -> int:
+        """How many chunks are made and not yet taken (by `frames` or `frame`)."""
+        return len(self._chunks)
+
+    def frames(self) -> list[pl.DataFrame]:
+        """The rows so far as chunks (not validated), taken out of the buffer."""
+        self._flush()
+        chunks, self._chunks = self._chunks, []
+        return chunks
+
+    def append_frames(self, frames: Iterable[pl.DataFrame]) -> None:
+        """Append rows already made into chunks (by `frames` of another buffer), after those added so far."""
+        self._flush()
+        for chunk in frames:
+            self._chunks.append(chunk)
+            self.count += chunk.height
+
     def frame(self) -> pl.DataFrame:
         """All rows as one frame validated by `BankLines`."""
         self._flush()
@@ -234,7 +252,7 @@ def _series(name: str, values: tuple[Any, ...]) -> pl.Series:
     null) is made with `repeat`, and dates go through their day numbers, which keeps it near the data."""
     dtype = COLUMNS[name]
     first = values[0]
-    if all(v is first or v == first for v in values):
+    if values.count(first) == len(values):  # compares as `v is first or v == first`, in C
         return pl.repeat(first, len(values), dtype=dtype, eager=True).alias(name)
     if dtype is pl.Date:
         days = [None if v is None else v.toordinal() - _EPOCH for v in values]

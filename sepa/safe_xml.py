@@ -149,22 +149,33 @@ def stream(
     """
     name = source_name(source)
     with _open(source) as handle:
-        # `{*}Ntry` matches Ntry in any namespace or none; the filtering is done inside lxml, not in Python.
-        parser = etree.iterparse(handle, events=events, tag=[f"{{*}}{t}" for t in tags], **_SAFE_OPTIONS)
-        first = True
-        while True:
-            try:
-                event, element = next(parser)
-            except StopIteration:
-                return
-            except etree.LxmlError as exc:
-                raise _syntax_error(name, exc) from exc
-            except (LookupError, UnicodeError) as exc:
-                raise BankFileError(f"{name}: cannot decode the document ({exc})") from exc
-            if first:
-                _refuse_doctype(name, element)  # sniff() did this already; a second guard costs nothing
-                first = False
-            yield event, element
+        yield from stream_handle(name, handle, tags, events)
+
+
+def stream_handle(
+    name: str, handle: IO[bytes], tags: list[str], events: tuple[str, ...]
+) -> Iterator[tuple[str, etree._Element]]:
+    """`stream` of an open binary file (anything with `read`), `name` used in messages."""
+    # `{*}Ntry` matches Ntry in any namespace or none; the filtering is done inside lxml, not in Python.
+    # Whitespace-only text between elements (indentation) is not kept: nothing reads it (only leaf texts
+    # and attributes are read), and it is half the nodes of an indented file.
+    parser = etree.iterparse(
+        handle, events=events, tag=[f"{{*}}{t}" for t in tags], remove_blank_text=True, **_SAFE_OPTIONS
+    )
+    first = True
+    while True:
+        try:
+            event, element = next(parser)
+        except StopIteration:
+            return
+        except etree.LxmlError as exc:
+            raise _syntax_error(name, exc) from exc
+        except (LookupError, UnicodeError) as exc:
+            raise BankFileError(f"{name}: cannot decode the document ({exc})") from exc
+        if first:
+            _refuse_doctype(name, element)  # sniff() did this already; a second guard costs nothing
+            first = False
+        yield event, element
 
 
 def release(element: etree._Element) -> None:
@@ -250,3 +261,205 @@ def _index(
                 text = text.strip()
                 if text:
                     first[path] = text
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Views of elements whose structure was seen before
+# ---------------------------------------------------------------------------------------------------------
+#
+# Walking an element's descendants in Python costs a proxy object, a tag string and a few dict operations per
+# descendant: for a transaction of 70 elements, a third of the time a large file takes. Most files repeat
+# a handful of structures (which elements, in which order) with different texts. `ShapeCache` serialises an
+# element (lxml does that in C), replaces its texts by placeholders to get its structure, and compiles the
+# structure once into a regular expression whose groups are the element texts; the next element of the same
+# structure is read by one match. A `FlatView` of the match answers exactly what a `View` of the element
+# would. Anything out of the ordinary (a comment, an escaped character, a structure too large or a cache
+# full) is left to `View`.
+#
+# Why a match is exact: the serialiser escapes `<` and `&` in texts and `"`, `<` and `&` in attribute
+# values, so a pattern of literal tags, texts `[^<]*` and attribute values `[^"]*` can only match at the
+# real tag boundaries; a full match means the element has exactly the pattern's structure.
+
+_SKELETON_TEXT = re.compile(r">[^<]+<")
+_SKELETON_ATTRIBUTE = re.compile(r'="[^"]*"')
+_SKELETON_TAG = re.compile(r'<(/?)([^\s/<>="!?]+)((?: [^\s/<>="]+="")*)(/?)>')
+_MAX_SHAPES = 128  # structures compiled per file: a hostile file may invent any number of them
+_MAX_SKELETON = 8_000  # characters of structure: beyond, compiling costs more than it saves
+
+
+class _Part:
+    """The view of one element of a structure: by path, the positions (child indices from the serialised
+    element) of the descendants, the groups holding the texts of the leaves, and of every element."""
+
+    __slots__ = ("leaves", "positions", "texts")
+
+    def __init__(self) -> None:
+        self.positions: dict[str, list[tuple[int, ...]]] = {}
+        self.leaves: dict[str, list[int]] = {}
+        self.texts: dict[str, list[int]] = {}
+
+
+class _Shape:
+    """A compiled structure: its pattern, the view of the element and those of the elements at `split`."""
+
+    __slots__ = ("parts", "pattern")
+
+    def __init__(self, pattern: re.Pattern[str], parts: list[tuple[tuple[int, ...], _Part]]) -> None:
+        self.pattern = pattern
+        self.parts = parts
+
+
+class FlatView:
+    """What `View` answers, for an element read through a `ShapeCache`: texts come from the match, elements
+    (`first`, `all`) are the real ones, found by position."""
+
+    __slots__ = ("_groups", "_part", "_root", "paths")
+
+    def __init__(self, root: etree._Element, part: _Part, groups: tuple[str, ...]) -> None:
+        self._root = root
+        self._part = part
+        self._groups = groups
+        self.paths = part.positions
+
+    def _element(self, position: tuple[int, ...]) -> etree._Element:
+        element = self._root
+        for index in position:
+            element = element[index]
+        return element
+
+    def first(self, path: str) -> etree._Element | None:
+        found = self._part.positions.get(path)
+        return self._element(found[0]) if found else None
+
+    def all(self, path: str) -> list[etree._Element]:
+        return [self._element(position) for position in self._part.positions.get(path, ())]
+
+    def text(self, *paths: str) -> str | None:
+        groups = self._groups
+        leaves = self._part.leaves
+        for path in paths:
+            for group in leaves.get(path, ()):
+                text = groups[group]
+                if text:
+                    text = text.strip()
+                    if text:
+                        return text
+        return None
+
+    def texts(self, path: str) -> list[str]:
+        groups = self._groups
+        return [t for t in (groups[g].strip() for g in self._part.texts.get(path, ())) if t]
+
+
+class ShapeCache:
+    """Views of elements by their structure, for one file: `views(element)` is the element's FlatView and
+    those of its descendants at `split` (with their positions), or None when `View` must read it.
+
+    Paths follow `View`: relative to the element, not entering subtrees whose local name is in `stop`
+    (the split elements' own views enter everything)."""
+
+    def __init__(self, stop: frozenset[str], split: str) -> None:
+        self._stop = stop
+        self._split = split
+        self._shapes: dict[str, _Shape | None] = {}
+        self._last: _Shape | None = None
+
+    def views(self, element: etree._Element) -> tuple[FlatView, list[tuple[tuple[int, ...], FlatView]]] | None:
+        serialised = etree.tostring(element, encoding="unicode", with_tail=False)
+        if "&" in serialised or "<!" in serialised or "<?" in serialised:
+            return None  # escaped characters, comments, CDATA, processing instructions: View reads them
+        shape = self._last
+        match = shape.pattern.fullmatch(serialised) if shape is not None else None
+        if match is None:
+            skeleton = _SKELETON_ATTRIBUTE.sub('=""', _SKELETON_TEXT.sub("><", serialised))
+            if skeleton in self._shapes:
+                shape = self._shapes[skeleton]
+            elif len(self._shapes) < _MAX_SHAPES:
+                shape = self._shapes[skeleton] = _compile(skeleton, self._stop, self._split)
+            else:
+                return None
+            match = shape.pattern.fullmatch(serialised) if shape is not None else None
+            if match is None:
+                return None
+            self._last = shape
+        groups = match.groups()
+        parts = shape.parts
+        return FlatView(element, parts[0][1], groups), [
+            (position, FlatView(element, part, groups)) for position, part in parts[1:]
+        ]
+
+
+def _compile(skeleton: str, stop: frozenset[str], split: str) -> _Shape | None:
+    """The shape of a skeleton (serialised element, texts removed, attribute values emptied), or None when
+    it is not a plain tree of elements (or too large)."""
+    if len(skeleton) > _MAX_SKELETON:
+        return None
+    pattern: list[str] = []
+    # Per element in document order: local name, position, parent index, text group (None if empty), children.
+    names: list[str] = []
+    positions: list[tuple[int, ...]] = []
+    groups: list[int | None] = []
+    children: list[list[int]] = []
+    open_stack: list[int] = []
+    group_count = 0
+    at = 0
+    for match in _SKELETON_TAG.finditer(skeleton):
+        if match.start() != at:
+            return None
+        at = match.end()
+        closing, name, _attributes, empty = match.groups()
+        if closing:
+            if empty or not open_stack or names[open_stack[-1]] != name:
+                return None
+            open_stack.pop()
+            pattern.append(re.escape(match.group(0)))
+        else:
+            if open_stack:
+                parent = open_stack[-1]
+                position = (*positions[parent], len(children[parent]))
+                children[parent].append(len(names))
+            elif names:
+                return None  # a second root
+            else:
+                position = ()
+            pattern.append(re.escape(match.group(0)).replace('=""', '="[^"]*"'))
+            names.append(name)
+            positions.append(position)
+            children.append([])
+            if empty:
+                groups.append(None)
+            else:
+                group_count += 1
+                groups.append(group_count)
+                pattern.append("([^<]*)")
+                open_stack.append(len(names) - 1)
+                continue
+        if open_stack:
+            pattern.append("[^<]*")  # a tail: never read
+    if at != len(skeleton) or open_stack or not names:
+        return None
+    local = [name.rpartition(":")[2] for name in names]
+
+    def part_of(root: int, stop_here: frozenset[str]) -> _Part:
+        part = _Part()
+        pending = [(child, "") for child in reversed(children[root])]
+        while pending:
+            index, prefix = pending.pop()
+            path = prefix + local[index]
+            part.positions.setdefault(path, []).append(positions[index])
+            group = groups[index]
+            if group is not None:
+                part.texts.setdefault(path, []).append(group - 1)
+            if children[index]:
+                if local[index] not in stop_here:
+                    pending.extend((child, path + "/") for child in reversed(children[index]))
+            elif group is not None:
+                part.leaves.setdefault(path, []).append(group - 1)
+        return part
+
+    root_part = part_of(0, stop)
+    parts = [((), root_part)]
+    for position in root_part.positions.get(split, ()):
+        index = positions.index(position)
+        parts.append((position, part_of(index, frozenset())))
+    return _Shape(re.compile("".join(pattern)), parts)
