@@ -36,7 +36,7 @@ from assets.intake import take_in_shop_file
 from assets.outbox import release, run_window, write_collection_files, write_payout_files
 from assets.reconciliation import book_bank_file
 from ledger.db import open_ledger
-from ledger.intake_files import discover
+from ledger.intake_files import discover, file_sha256
 from ledger.postings import ledger_total, unbalanced_transfers
 from ledger.reconciliation import ReturnPolicy, unaccounted_lines
 from ledger.refunds import make_refunds_due
@@ -161,7 +161,7 @@ def generate_week(folder: Path, refunds: int, *, monday: date = BENCH_WEEK, seed
     All refunds fall due by `monday`. Returns the rows per file."""
     from faker import Faker
 
-    from pipelines.demo_data import _valid_iban
+    from pipelines.demo_data import valid_iban
 
     rng = Random(seed)
     np_rng = np.random.default_rng(seed)
@@ -176,7 +176,7 @@ def generate_week(folder: Path, refunds: int, *, monday: date = BENCH_WEEK, seed
         {
             "merchant_id": ids,
             "name": [companies.company() for _ in ids],
-            "iban": [str(_valid_iban(rng, "DE")) for _ in ids],
+            "iban": [str(valid_iban(rng, "DE")) for _ in ids],
             "funding": ["own_account" if o else "integrated" for o in own],
             "mandate_id": [f"MNDT-{m}" if o else None for m, o in zip(ids, own, strict=True)],
             "mandate_signed_on": ["2024-01-15" if o else None for o in own],
@@ -195,7 +195,7 @@ def generate_week(folder: Path, refunds: int, *, monday: date = BENCH_WEEK, seed
         fake = Faker(locale)
         fake.seed_instance(seed)
         names.extend(fake.name() for _ in range(300))
-        accounts.extend(str(_valid_iban(rng, country)) for _ in range(max(50, min(refunds, 100_000) // 14)))
+        accounts.extend(str(valid_iban(rng, country)) for _ in range(max(50, min(refunds, 100_000) // 14)))
     weights = 1.0 / np.arange(1, n_merchants + 1) ** 0.7
     merchant_of = np_rng.choice(n_merchants, size=refunds, p=weights / weights.sum())
     amounts = np.clip(np_rng.lognormal(np.log(4500), 0.9, size=refunds), 500, 250_000).astype(np.int64)
@@ -347,7 +347,7 @@ def run_bench(
             with stages.stage(f"{label}_read", entries.height):
                 bank_file = read_bank_file(path)
             with stages.stage(f"{label}_book", entries.height):
-                book_bank_file(con, path.name, _sha256(path), bank_file, policy)
+                book_bank_file(con, path.name, file_sha256(path), bank_file, policy)
             del bank_file
 
         checks = _checks(con, refunds)
@@ -407,12 +407,6 @@ def _bank_files(home: Home, iban: str, entries: pl.DataFrame, now: datetime, day
         )  # fmt: skip
         paths.append(statement)
     return notification, paths[0], paths[1]
-
-
-def _sha256(path: Path) -> str:
-    from ledger.intake_files import file_sha256
-
-    return file_sha256(path)
 
 
 def _checks(con, refunds: int) -> dict[str, Any]:

@@ -379,7 +379,7 @@ def _digits(rng: Random, n: int) -> str:
     return "".join(rng.choices("0123456789", k=n))
 
 
-def _valid_iban(rng: Random, country: str) -> IBAN:
+def valid_iban(rng: Random, country: str) -> IBAN:
     """A valid IBAN for a bank from schwifty's registry, national check digits included."""
     spec = get_iban_spec(country)
     bank_len = spec.positions[Component.BANK_CODE].length
@@ -582,7 +582,7 @@ class _ShopExport:
             locale = "de_DE" if i == 0 else locales.pick(rng)
             name = _FIRST_MERCHANT_NAME if i == 0 else self._company(locale)
             merchant_id = f"M{i + 1:04d}"
-            iban = _valid_iban(rng, _LOCALE_COUNTRY[locale])
+            iban = valid_iban(rng, _LOCALE_COUNTRY[locale])
             bic = iban.bic
             funding = "integrated" if i in integrated else "own_account"
             # Integrated merchants are paid out of their balance; only some signed a mandate anyway.
@@ -609,7 +609,7 @@ class _ShopExport:
 
     def _make_excluded(self) -> None:
         for owner, kind, country in _EXCLUDED_ACCOUNTS:
-            self.excluded.append((str(_valid_iban(self.rng, country)), owner, kind))
+            self.excluded.append((str(valid_iban(self.rng, country)), owner, kind))
 
     # -- orders ---------------------------------------------------------------------------------
 
@@ -684,7 +684,7 @@ class _ShopExport:
                 else:
                     name = self._person(locale)
                     email = self._email(name, locale)
-                    iban = str(_valid_iban(rng, _LOCALE_COUNTRY[locale]))
+                    iban = str(valid_iban(rng, _LOCALE_COUNTRY[locale]))
                     seen.append((name, email, iban))
                 known.append((name, email, iban))
 
@@ -775,7 +775,7 @@ class _ShopExport:
             name = self._person(locale)
             # Bank statements often carry the payer in capitals.
             payer_name = name.upper() if rng.random() < 0.3 else name
-            iban: str | None = str(_valid_iban(rng, _LOCALE_COUNTRY[locale]))
+            iban: str | None = str(valid_iban(rng, _LOCALE_COUNTRY[locale]))
             if i in unknown:
                 iban = None
             elif i in invalid:
