@@ -86,3 +86,14 @@ def small_export(folder: Path) -> Path:
          "requested_on": "2024-05-10"},
     ])  # fmt: skip
     return folder
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Print the reliability report: what the tests that try to break the pipeline tried, and found."""
+    from tests.reliability.figures import report_lines
+
+    lines = report_lines()
+    if lines:
+        terminalreporter.section("reliability report")
+        for line in lines:
+            terminalreporter.write_line(line)
