@@ -12,6 +12,9 @@ telemetry:
   enabled: false
 run_queue:
   max_concurrent_runs: 1
+# A run whose process died is marked failed, so it does not hold the queue for ever.
+run_monitoring:
+  enabled: true
 """
 
 

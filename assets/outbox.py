@@ -19,6 +19,7 @@ from pathlib import Path
 
 import polars as pl
 
+from assets.faults import crash_point
 from assets.home import Home
 from ledger.db import transaction
 from ledger.payment_files import (
@@ -183,8 +184,10 @@ def _write_in_files(
                      on, prepared_by))  # fmt: skip
     parallel = len(parts) > 1 and rows.height >= PARALLEL_FROM_ROWS
     written = list(zip(_each_in_workers(_build_file, jobs, parallel), parts, strict=True))
+    crash_point(f"{kind}_files_written")
     with transaction(con):
         record(written)
+    crash_point(f"{kind}_files_recorded")
     return [payment_file.file_name for payment_file, _part in written]
 
 
@@ -239,12 +242,17 @@ def _write(
     pending.mkdir(parents=True, exist_ok=True)
     name = f"{msg_id}.xml"
     partial = pending / f".{name}.part"
-    with open(partial, "wb") as fh:
-        fh.write(xml)
+    # Created with its final mode: the bank's file is never readable by others, not even for a moment.
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    with open(fd, "wb") as fh:
+        fh.write(xml[: len(xml) // 2])
+        crash_point(f"{kind}_file_half_written")
+        fh.write(xml[len(xml) // 2 :])
         fh.flush()
         os.fsync(fh.fileno())
-    os.chmod(partial, FILE_MODE)
+    os.chmod(partial, FILE_MODE)  # exactly this mode, whatever the umask
     os.replace(partial, pending / name)
+    _sync_folder(pending)
     return PaymentFile(
         file_id=msg_id, file_name=name, kind=kind, message_type=version, window=window, seq=seq,
         sha256=hashlib.sha256(xml).hexdigest(), requested_on=on, validation=verdict, items=items,
@@ -268,8 +276,12 @@ def release(con, home: Home, names: list[str] | None, *, by: str, four_eyes: boo
     names = [Path(n).name for n in names]
     on_disk = {n: _sha256(pending / n) for n in names}
     files = release_files(con, names, by=by, sha256_on_disk=on_disk, four_eyes=four_eyes)
-    for name in files["file_name"].to_list() if not files.is_empty() else []:
+    crash_point("release_booked")
+    for n, name in enumerate(files["file_name"].to_list() if not files.is_empty() else []):
+        if n == 1:
+            crash_point("release_half_moved")
         os.replace(pending / name, released_dir / name)
+    _sync_folder(released_dir)
     return files
 
 
@@ -291,6 +303,54 @@ def finish_interrupted_releases(con, home: Home) -> list[str]:
             if _move(home, name, status):
                 moved.append(name)
     return moved
+
+
+@dataclass(frozen=True)
+class OutboxTidied:
+    """What `tidy_outbox` found left behind by an interrupted run, and did with it."""
+
+    releases_finished: list[str]  # released or cancelled in the books, moved on from pending/
+    partial_files_removed: list[str]  # half-written temporary files of a run that died while writing
+    unregistered_set_aside: list[str]  # whole files never registered (a run that died before its books)
+
+    @property
+    def anything(self) -> bool:
+        return bool(self.releases_finished or self.partial_files_removed or self.unregistered_set_aside)
+
+
+def tidy_outbox(con, home: Home) -> OutboxTidied:
+    """Make the outbox say what the books say, before a run writes or releases files.
+
+    The books are the truth: a run killed half-way leaves its ledger transaction undone, but its files may
+    be on disk. Releases booked but not moved are finished; half-written temporary files are removed; a file
+    in pending/ that the registry does not know (written, then the run died before recording it) goes to
+    outbox/unregistered/, where no release or bank upload looks: its refunds are still due and the next run
+    writes them again. Nothing the books know is touched.
+    """
+    finished = finish_interrupted_releases(con, home)
+    pending = home.outbox / "pending"
+    partial = sorted(p.name for p in pending.glob(".*.part"))
+    for name in partial:
+        (pending / name).unlink(missing_ok=True)
+    known = set(list_files(con)["file_name"].to_list())
+    on_disk = (p.name for p in pending.iterdir() if p.is_file() and not p.name.startswith("."))
+    stray = sorted(name for name in on_disk if name not in known)
+    if stray:
+        aside = home.outbox / "unregistered"
+        aside.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.now().strftime("%Y%m%dT%H%M%S")
+        for name in stray:
+            os.replace(pending / name, aside / f"{stamp}-{name}")
+    return OutboxTidied(finished, partial, stray)
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make a rename in `folder` durable: without it a power cut may undo the rename after the books commit."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _move(home: Home, name: str, folder: str) -> bool:

@@ -10,7 +10,7 @@ import polars as pl
 from pydantic import Field
 
 from assets.formatting import markdown_table
-from assets.outbox import finish_interrupted_releases, release, run_window, write_collection_files, write_payout_files
+from assets.outbox import OutboxTidied, release, run_window, tidy_outbox, write_collection_files, write_payout_files
 from assets.refunds import due_refunds
 from ledger.payment_files import file_problems, files_by_merchant, list_files
 
@@ -71,6 +71,7 @@ def _write_week(context: dg.AssetExecutionContext, config: WeeklyRunConfig, writ
     bank = context.resources.bank.profile()
     home = context.resources.home.home
     with context.resources.ledger.connect() as con:
+        tidied = tidy_outbox(con, home)
         written = writer(con, home, bank, window, datetime.now(UTC), prepared_by=by)
         names = written.written["file_name"].to_list()
         if bank.auto_release and names:
@@ -78,6 +79,7 @@ def _write_week(context: dg.AssetExecutionContext, config: WeeklyRunConfig, writ
             release(con, home, names, by="schedule (auto-release)", four_eyes=False)
         week = list_files(con, partition_key=window.partition_key).filter(pl.col("kind") == kind)
         by_merchant = files_by_merchant(con, names)
+    _report_tidied(context, tidied)
     for row in written.skipped.iter_rows(named=True):
         context.log.warning(f"merchant {row['merchant_id']}: {row['skip_reason']}")
     folder = home.outbox / ("released" if bank.auto_release else "pending")
@@ -85,6 +87,19 @@ def _write_week(context: dg.AssetExecutionContext, config: WeeklyRunConfig, writ
         metadata={"week": window.partition_key, "run": window.run_label, "prepared_by": by,
                   **_files_metadata(written.written, written.skipped, week, by_merchant, folder)}
     )  # fmt: skip
+
+
+def _report_tidied(context: dg.AssetExecutionContext, tidied: OutboxTidied) -> None:
+    """Say what an interrupted run had left in the outbox, and what was done with it."""
+    if tidied.releases_finished:
+        context.log.warning(f"releases interrupted before the move, finished: {', '.join(tidied.releases_finished)}")
+    if tidied.partial_files_removed:
+        context.log.warning(f"half-written files removed: {', '.join(tidied.partial_files_removed)}")
+    if tidied.unregistered_set_aside:
+        context.log.warning(
+            "files written by an interrupted run but never registered, set aside in outbox/unregistered/ "
+            f"(their refunds are written again): {', '.join(tidied.unregistered_set_aside)}"
+        )
 
 
 _FILE_ASSET = {
@@ -130,9 +145,10 @@ def released_payment_files(context: dg.AssetExecutionContext, config: ReleaseCon
         raise dg.Failure("name the files to release, or set all: true")
     home = context.resources.home.home
     with context.resources.ledger.connect() as con:
-        finished = finish_interrupted_releases(con, home)
+        tidied = tidy_outbox(con, home)
         files = release(con, home, None if config.all else config.files, by=config.by,
                         four_eyes=context.resources.controls.four_eyes_release)  # fmt: skip
+    _report_tidied(context, tidied)
     shown = files.select("file_name", "kind", "n_tx", "ctrl_sum_cents") if not files.is_empty() else files
     return dg.MaterializeResult(
         metadata={
@@ -142,7 +158,7 @@ def released_payment_files(context: dg.AssetExecutionContext, config: ReleaseCon
                 int(files["ctrl_sum_cents"].sum() or 0) / 100 if not files.is_empty() else 0.0
             ),
             "files": dg.MetadataValue.md(markdown_table(shown)),
-            "interrupted_releases_finished": dg.MetadataValue.int(len(finished)),
+            "interrupted_releases_finished": dg.MetadataValue.int(len(tidied.releases_finished)),
         }
     )
 

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import fcntl
+import logging
+import os
+import sys
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 
@@ -73,17 +80,99 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
         _open_transactions.pop(key, None)
 
 
+# How long a process waits for another one to finish with the ledger before it gives up.
+LEDGER_WAIT_SECONDS = float(os.environ.get("PAYOUTS_LEDGER_WAIT_SECONDS", 3600))
+_POLL_SECONDS = 0.2
+
+log = logging.getLogger(__name__)
+
+
+class LedgerBusy(RuntimeError):
+    """Another process held the ledger for longer than this one would wait."""
+
+
+_held: dict[str, list[int]] = {}  # lock file -> [descriptor, depth] for the locks this process holds
+_held_guard = threading.RLock()
+
+
 @contextmanager
-def open_ledger(path: Path | str) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Open (creating if needed) the ledger at `path`, migrated to the current schema."""
+def ledger_lock(path: Path | str, wait_seconds: float | None = None) -> Iterator[None]:
+    """Hold the ledger at `path` for this process; another process waits its turn.
+
+    DuckDB lets one process at a time open a database file for writing and refuses the second at once.
+    The pipeline's runs come from the CLI, the schedules and the sensor, in different processes: rather
+    than fail on DuckDB's lock, each waits here (up to `wait_seconds`, then `LedgerBusy` naming the holder).
+    An OS file lock, so a process killed with the lock held frees it with its death. Re-entrant within a
+    process (its connections share one database instance).
+    """
+    lock_path = str(Path(path).with_name(Path(path).name + ".lock"))
+    with _held_guard:  # one thread of this process takes the lock, the others join it
+        held = _held.get(lock_path)
+        if held:
+            held[1] += 1
+        else:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o640)
+            try:
+                _acquire(fd, lock_path, LEDGER_WAIT_SECONDS if wait_seconds is None else wait_seconds)
+                since = f"{datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC"
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f"pid {os.getpid()} ({' '.join(sys.argv)[:200]}) since {since}".encode(), 0)
+            except BaseException:
+                os.close(fd)
+                raise
+            _held[lock_path] = [fd, 1]
+    try:
+        yield
+    finally:
+        with _held_guard:
+            held = _held[lock_path]
+            held[1] -= 1
+            if held[1] == 0:
+                del _held[lock_path]
+                os.close(held[0])  # closing the descriptor releases the lock
+
+
+def _acquire(fd: int, lock_path: str, wait_seconds: float) -> None:
+    deadline = time.monotonic() + wait_seconds
+    said = False
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            holder = _holder(lock_path)
+            if time.monotonic() >= deadline:
+                raise LedgerBusy(
+                    f"the ledger is in use by {holder}; gave up after waiting {wait_seconds:.0f} s"
+                ) from None
+            if not said:
+                log.warning("waiting for the ledger: in use by %s", holder)
+                said = True
+            time.sleep(_POLL_SECONDS)
+
+
+def _holder(lock_path: str) -> str:
+    try:
+        return Path(lock_path).read_text(encoding="utf-8", errors="replace").strip() or "another process"
+    except OSError:
+        return "another process"
+
+
+@contextmanager
+def open_ledger(path: Path | str, wait_seconds: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open (creating if needed) the ledger at `path`, migrated to the current schema.
+
+    The process holds the ledger while the connection is open (`ledger_lock`): other processes wait.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(path), config={"checkpoint_threshold": "1GB"})
-    try:
-        migrate(con)
-        yield con
-    finally:
-        con.close()
+    with ledger_lock(path, wait_seconds):
+        con = duckdb.connect(str(path), config={"checkpoint_threshold": "1GB"})
+        try:
+            migrate(con)
+            yield con
+        finally:
+            con.close()
 
 
 def run_with_frames(
