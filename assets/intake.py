@@ -7,11 +7,11 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from assets.formatting import markdown_table
+from assets.formatting import markdown_table, masked
 from assets.home import Home
 from ledger.intake import IntakeResult, list_rejects, record_refused_file, record_shop_file
 from ledger.intake_files import IntakeFileError, discover, file_sha256, read_shop_file
-from sepa.iban import check_iban_column
+from sepa.iban import check_iban_column, mask_iban
 
 # Which column of each export holds an IBAN, checked by `sepa` before the ledger sees it.
 IBAN_COLUMNS = {"merchants": "iban", "excluded_ibans": "iban", "orders": "customer_iban", "payments": "payer_iban"}
@@ -37,16 +37,16 @@ def shop_exports(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         for path in files:
             result = take_in_shop_file(con, home, path)
             if isinstance(result, str):
-                context.log.error(result)
+                context.log.error(masked(result))
                 refused.append({"file": path.name, "problem": result})
             elif result.already_loaded:
-                context.log.info(f"{path.name}: already loaded (same content); nothing changed")
+                context.log.info(masked(f"{path.name}: already loaded (same content); nothing changed"))
             elif result.rows_rejected:
-                context.log.warning(f"{path.name}: {result.rows_rejected} of {result.rows_total} rows rejected")
+                context.log.warning(masked(f"{path.name}: {result.rows_rejected} of {result.rows_total} rows rejected"))
             if not isinstance(result, str):
                 loaded.append(result)
         recent = list_rejects(con, [r.sha256 for r in loaded]).select(
-            "file_name", "line", "column_name", "value", "problem", "severity"
+            "file_name", "line", "column_name", _shown_value(), "problem", "severity"
         )
     summary = pl.DataFrame(
         [
@@ -84,6 +84,17 @@ def shop_exports(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
             "refused_files": dg.MetadataValue.md(markdown_table(pl.DataFrame(refused)) if refused else "_none_"),
             "rejects": dg.MetadataValue.md(markdown_table(recent)),
         }
+    )
+
+
+def _shown_value() -> pl.Expr:
+    """A rejected cell as metadata shows it: an IBAN cell masked even when malformed (`DE89-3704-...`)."""
+    iban_cell = pl.col("column_name").is_in(sorted(set(IBAN_COLUMNS.values())))
+    return (
+        pl.when(iban_cell)
+        .then(pl.col("value").map_elements(mask_iban, return_dtype=pl.String))
+        .otherwise(pl.col("value"))
+        .alias("value")
     )
 
 

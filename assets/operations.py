@@ -10,6 +10,7 @@ from enum import Enum
 
 import dagster as dg
 
+from assets.formatting import masked
 from assets.outbox import cancel
 from ledger.audit import OperationRefused
 from ledger.collections import represent_collection
@@ -24,11 +25,12 @@ from sepa.reason_codes import reason
 
 @contextmanager
 def refused_as_failure() -> Iterator[None]:
-    """An operation the books refuse fails its run with the books' own message (no traceback to read)."""
+    """An operation the books refuse fails its run with the books' own message (no traceback to read), IBANs
+    in it masked: the message is kept in the run's log."""
     try:
         yield
     except (OperationRefused, RefundNotFound, BankDetailsRefused, IllegalTransition, ValueError) as exc:
-        raise dg.Failure(str(exc)) from None
+        raise dg.Failure(masked(str(exc))) from None
 
 
 class ManualStatus(Enum):
@@ -81,7 +83,9 @@ def change_refund_status(context: dg.OpExecutionContext, config: ManualStatusCon
             con, config.refund, config.status.value, actor=config.by, reason=config.reason,
             merchant_id=config.merchant or None,
         )  # fmt: skip
-    context.log.info(f"refund {refund['refund_ref']} is now {refund['status']} (by {config.by}: {config.reason})")
+    context.log.info(
+        masked(f"refund {refund['refund_ref']} is now {refund['status']} (by {config.by}: {config.reason})")
+    )
 
 
 @dg.op(required_resource_keys={"ledger"})
@@ -99,7 +103,9 @@ def update_customer_bank_details(context: dg.OpExecutionContext, config: BankDet
             confirm=config.confirm, today=date.today(), actor=config.by, change_note=note,
             merchant_id=config.merchant or None,
         )  # fmt: skip
-    context.log.info(f"refund {refund['refund_ref']}: {refund['status']}, IBAN {mask_iban(refund['customer_iban'])}")
+    context.log.info(
+        masked(f"refund {refund['refund_ref']}: {refund['status']}, IBAN {mask_iban(refund['customer_iban'])}")
+    )
 
 
 def _reason_of(code: str | None) -> tuple[str | None, str | None]:
@@ -137,7 +143,9 @@ def resolve_bank_exception(context: dg.OpExecutionContext, config: ResolveExcept
             approved_by=config.approved_by or None, approval=context.resources.controls.approval(),
             policy=_return_policy(context), reasons=_reason_of,
         )  # fmt: skip
-    context.log.info(f"exception {done['exception_id'][:12]}: {done['action']} by {done['by']}: {done['detail']}")
+    context.log.info(
+        masked(f"exception {done['exception_id'][:12]}: {done['action']} by {done['by']}: {done['detail']}")
+    )
 
 
 class ProposalReviewConfig(dg.Config):
@@ -159,7 +167,7 @@ def review_proposed_match(context: dg.OpExecutionContext, config: ProposalReview
             reasons=_reason_of,
         )  # fmt: skip
     what = f"{done['matched_kind']} {done['matched_ref']}"
-    context.log.info(f"proposal {done['line_id'][:12]} ({what}): {done['status']}")
+    context.log.info(masked(f"proposal {done['line_id'][:12]} ({what}): {done['status']}"))
 
 
 class CancelFileConfig(dg.Config):
@@ -176,7 +184,7 @@ def cancel_payment_file(context: dg.OpExecutionContext, config: CancelFileConfig
     be collected again (collections); the file moves to outbox/cancelled/."""
     with context.resources.ledger.connect() as con, refused_as_failure():
         row = cancel(con, context.resources.home.home, config.file, by=config.by, reason=config.reason)
-    context.log.info(f"{row['file_name']} cancelled by {config.by}: {row['n_tx']} transaction(s) back")
+    context.log.info(masked(f"{row['file_name']} cancelled by {config.by}: {row['n_tx']} transaction(s) back"))
 
 
 class RepresentConfig(dg.Config):
@@ -192,7 +200,7 @@ def represent_returned_collection(context: dg.OpExecutionContext, config: Repres
     """A returned collection's refunds go into the next collection run's direct debit to the merchant."""
     with context.resources.ledger.connect() as con, refused_as_failure():
         done = represent_collection(con, config.collection, by=config.by, reason=config.reason)
-    context.log.info(f"collection {done['collection_id']}: {done['refunds']} refund(s) presented again")
+    context.log.info(masked(f"collection {done['collection_id']}: {done['refunds']} refund(s) presented again"))
 
 
 class MerchantBlockConfig(dg.Config):
@@ -209,4 +217,4 @@ def block_or_unblock_merchant(context: dg.OpExecutionContext, config: MerchantBl
     """Blocked merchants are neither collected from nor their customers paid until unblocked."""
     with context.resources.ledger.connect() as con, refused_as_failure():
         done = set_merchant_blocked(con, config.merchant, config.blocked, by=config.by, reason=config.reason)
-    context.log.info(f"merchant {done['merchant_id']} is now {'blocked' if done['blocked'] else 'unblocked'}")
+    context.log.info(masked(f"merchant {done['merchant_id']} is now {'blocked' if done['blocked'] else 'unblocked'}"))

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 
 import polars as pl
 from schwifty import IBAN
 from schwifty import exceptions as iban_errors
+from schwifty.registry import get_iban_spec
 
 # schwifty's messages quote the whole account number; ours name the problem and show a masked IBAN.
 _PROBLEMS: list[tuple[type[Exception], str]] = [
@@ -46,6 +48,52 @@ def mask_iban(text: str | None) -> str:
     if len(compact) < 8:
         return "****"
     return f"{compact[:4]} **** {compact[-4:]}"
+
+
+# Country, check digits, then 11 to 30 letters or digits: compact, or printed in groups of four.
+_IBAN_IN_TEXT = re.compile(
+    r"(?<![0-9A-Za-z])[A-Za-z]{2}[0-9]{2}"
+    r"(?:[0-9A-Za-z]{11,30}|(?: [0-9A-Za-z]{4}){2,7}(?: [0-9A-Za-z]{1,4})?)(?![0-9A-Za-z])"
+)
+
+
+def find_ibans(text: str) -> list[tuple[int, int]]:
+    """Where `text` holds what looks like an IBAN, valid or not (a typo is still someone's account number), as
+    (start, end) spans.
+
+    An IBAN country with 15 to 34 characters, compact or grouped in fours; cut to its country's length, so a
+    word after a grouped IBAN is not taken for its last group. A compact token with lower-case letters counts
+    only if its check digits hold: lower-case hex ids (`de12...`) are not IBANs.
+    """
+    found = []
+    for match in _IBAN_IN_TEXT.finditer(text):
+        token = match.group()
+        compact = normalise_iban(token)
+        length = _iban_length(compact[:2].upper())
+        if length is None or not 15 <= len(compact) <= 34:
+            continue
+        if " " not in token and not token.isupper() and not _check_digits_hold(compact):
+            continue
+        end = match.end()
+        if len(compact) > length:
+            kept = [n for n, c in enumerate(token) if c != " "][length - 1]
+            end = match.start() + kept + 1
+        found.append((match.start(), end))
+    return found
+
+
+@lru_cache(maxsize=256)
+def _iban_length(country: str) -> int | None:
+    """The length of the country's IBANs; None if the country has none (`RF`, `CL`: our ids start so)."""
+    try:
+        return get_iban_spec(country).iban_length
+    except iban_errors.SchwiftyException:
+        return None
+
+
+def _check_digits_hold(compact: str) -> bool:
+    digits = "".join(str(int(c, 36)) for c in compact[4:] + compact[:4])
+    return int(digits) % 97 == 1
 
 
 def check_iban_column(frame: pl.DataFrame, column: str) -> pl.DataFrame:

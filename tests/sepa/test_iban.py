@@ -7,7 +7,7 @@ import re
 import polars as pl
 import pytest
 
-from sepa.iban import check_iban_column, iban_problem, mask_iban, normalise_iban
+from sepa.iban import check_iban_column, find_ibans, iban_problem, mask_iban, normalise_iban
 
 # The wording may change; what it must be about may not.
 CHECK_DIGITS = r"check ?sum|check digits"
@@ -139,3 +139,54 @@ def test_check_iban_column_on_an_empty_frame() -> None:
     checked = check_iban_column(frame, "iban")
     assert checked.schema == pl.Schema({"iban": pl.String, "iban_problem": pl.String})
     assert checked.is_empty()
+
+
+def _found(text: str) -> list[str]:
+    return [text[start:end] for start, end in find_ibans(text)]
+
+
+@pytest.mark.parametrize(
+    ("text", "ibans"),
+    [
+        ("refund R1 to DE89370400440532013000.", ["DE89370400440532013000"]),
+        ("paid to DE89 3704 0044 0532 0130 00, thanks", ["DE89 3704 0044 0532 0130 00"]),
+        ("a typo: DE89370400440532013001 (check digits)", ["DE89370400440532013001"]),  # invalid is still personal
+        ("too short: DE8937040044053201300", ["DE8937040044053201300"]),
+        ("x NO9386011117947 y", ["NO9386011117947"]),  # the shortest IBANs
+        ("'FR7630006000011234567890189' is not accepted", ["FR7630006000011234567890189"]),
+        ("| NL91ABNA0417164300 | GB33BUKB20201555555555 |", ["NL91ABNA0417164300", "GB33BUKB20201555555555"]),
+        ("typed: de89 3704 0044 0532 0130 00", ["de89 3704 0044 0532 0130 00"]),
+        ("typed: de89370400440532013000", ["de89370400440532013000"]),  # lower case, check digits hold
+    ],
+)
+def test_find_ibans_finds_compact_grouped_valid_and_invalid(text: str, ibans: list[str]) -> None:
+    assert _found(text) == ibans
+
+
+@pytest.mark.parametrize(
+    ("text", "iban"),
+    [
+        ("customer says sk94 1100 0000 0082 5195 1966 is closed", "sk94 1100 0000 0082 5195 1966"),
+        ("AT61 1904 3002 3457 3201 2024", "AT61 1904 3002 3457 3201"),
+    ],
+)
+def test_a_grouped_iban_ends_at_its_countrys_length(text: str, iban: str) -> None:
+    """A short word or a year after a printed IBAN is not its last group."""
+    assert _found(text) == [iban]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "RF12ABCDEF0123456789AB",  # a refund id: RF is no IBAN country
+        "CL34ABCDEF0123456789AB",  # a collection id
+        "de12ab34cd56ef7890abcdef12",  # a lower-case hex id whose check digits do not hold
+        "PO-2024-W21-0001 and DD-2024-W21-0001",  # MsgIds
+        "DE89 **** 3000",  # already masked
+        "DE89 is the prefix",
+        "XDE89370400440532013000",  # inside a longer word
+        "EUR 1234.56 on 2024-05-20",
+    ],
+)
+def test_find_ibans_leaves_ids_and_prose_alone(text: str) -> None:
+    assert find_ibans(text) == []
