@@ -7,7 +7,8 @@ import shutil
 import dagster as dg
 import polars as pl
 
-from assets.formatting import markdown_table
+from assets.faults import crash_point
+from assets.formatting import markdown_table, masked
 from ledger.postings import ledger_total, unbalanced_transfers
 from ledger.reconciliation import (
     Reconciled,
@@ -55,22 +56,25 @@ def reconciled_bank_files(context: dg.AssetExecutionContext) -> dg.MaterializeRe
     home = context.resources.home.home
     name = context.partition_key
     path = home.bank_inbox / name
-    if not path.exists():
-        archived = home.root / "archive" / "bank" / name
-        if archived.exists():
-            return dg.MaterializeResult(metadata={"file": name, "note": "already reconciled"})
-        raise dg.Failure(f"{name} is not in inbox/bank")
-    data = path.read_bytes()
-    sha = hashlib.sha256(data).hexdigest()
-    try:
-        bank_file = read_bank_file(path)
-    except BankFileError as exc:
-        _move(path, home.root / "archive" / "bank-refused" / name)
-        raise dg.Failure(f"refused: {exc}") from None
+    # The whole file is handled holding the ledger, so two runs of the same file (two uploads at once, a
+    # sensor that forgot its cursor) take turns: the second finds it booked, or already archived.
     with context.resources.ledger.connect() as con:
+        if not path.exists():
+            archived = home.root / "archive" / "bank" / name
+            if archived.exists():
+                return dg.MaterializeResult(metadata={"file": name, "note": "already reconciled"})
+            raise dg.Failure(masked(f"{name} is not in inbox/bank"))
+        sha = hashlib.sha256(path.read_bytes()).hexdigest()
+        try:
+            bank_file = read_bank_file(path)
+        except BankFileError as exc:
+            _move(path, home.root / "archive" / "bank-refused" / name)
+            # The reader's message may quote the file's text.
+            raise dg.Failure(masked(f"refused: {exc}")) from None
         lines, done = book_bank_file(con, name, sha, bank_file, _return_policy(context.resources.bank.profile()))
         queue = list_exceptions(con).filter(pl.col("file_name") == name)
-    _move(path, home.root / "archive" / "bank" / name)
+        crash_point("bank_file_booked")
+        _move(path, home.root / "archive" / "bank" / name)
     summary = lines.group_by("direction", "status").agg(
         pl.len().alias("lines"), pl.col("amount_cents").sum().alias("amount_cents")
     )
@@ -89,7 +93,7 @@ def reconciled_bank_files(context: dg.AssetExecutionContext) -> dg.MaterializeRe
             "exceptions_raised": dg.MetadataValue.md(
                 markdown_table(queue.select("refund_ref", "end_to_end_id", "entry_ref", "amount_cents", "reason"))
             ),
-            "reader_notes": dg.MetadataValue.md("\n".join(f"- {n}" for n in bank_file.notes) or "_none_"),
+            "reader_notes": dg.MetadataValue.md("\n".join(f"- {masked(n)}" for n in bank_file.notes) or "_none_"),
         }
     )
 

@@ -207,7 +207,8 @@ def _queue_file(path: Path, inbox: Path, sha: str, *, prefix: bool = False) -> P
         if file_sha256(target) == sha:
             return target
         target = inbox / f"{path.stem}-{sha[:12]}{path.suffix.lower()}"
-    partial = inbox / f".{target.name}.part"
+    # Each upload its own temporary name: two uploads of the same file at once must not write into one.
+    partial = inbox / f".{target.name}.{os.getpid()}.part"
     shutil.copyfile(path, partial)
     os.replace(partial, target)
     return target
