@@ -151,6 +151,21 @@ def _read_strings(path: Path) -> pl.DataFrame:
             data = path.read_bytes()
             if data.startswith(b"\xef\xbb\xbf"):
                 data = data[3:]
+            if data.startswith((b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")):
+                wide = "UTF-32" if data.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")) else "UTF-16"
+                mark = data[:4] if wide == "UTF-32" else data[:2]
+                raise IntakeFileError(
+                    f"{path.name}: line 1: {wide} (byte order mark 0x{mark.hex()}), not UTF-8; export the file as UTF-8"
+                )
+            # UTF-16 without a byte order mark decodes as UTF-8 with a NUL byte beside every ASCII character;
+            # no text export has a NUL byte.
+            nul = data.find(b"\x00")
+            if nul >= 0:
+                line = data[:nul].count(b"\n") + 1
+                raise IntakeFileError(
+                    f"{path.name}: line {line}: a NUL byte (0x00), so not UTF-8 text (UTF-16?); "
+                    "export the file as UTF-8"
+                )
             try:
                 data.decode("utf-8")
             except UnicodeDecodeError as exc:

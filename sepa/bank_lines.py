@@ -22,7 +22,20 @@ INT64_MAX = 2**63 - 1
 _AMOUNT_RE = re.compile(r"^\+?([0-9]*)(?:\.([0-9]*))?$")  # ASCII digits only: int() reads other scripts' too
 _PLAIN_RE = re.compile(r"([0-9]{1,16})(?:\.([0-9]{1,2}))?").fullmatch
 _CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
-_CURRENCY_FULL = re.compile(r"[A-Z]{3}").fullmatch
+# ISO 4217 currency codes (list of 2026). A code of the right shape that is not one of them is a problem, never
+# booked: an amount is only as good as its currency. XXX ("no currency") and XTS ("for testing") are codes of the
+# standard that name no money.
+_ISO_4217 = (
+    "AED AFN ALL AMD AOA ARS AUD AWG AZN BAM BBD BDT BHD BIF BMD BND BOB BOV BRL BSD BTN BWP BYN BZD CAD CDF "
+    "CHE CHF CHW CLF CLP CNY COP COU CRC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP GEL GHS GIP "
+    "GMD GNF GTQ GYD HKD HNL HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS KHR KMF KPW KRW KWD KYD KZT "
+    "LAK LBP LKR LRD LSL LYD MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MXV MYR MZN NAD NGN NIO NOK NPR "
+    "NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF SAR SBD SCR SDG SEK SGD SHP SLE SOS SRD SSP STN "
+    "SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD TZS UAH UGX USD USN UYI UYU UYW UZS VED VES VND VUV WST XAD "
+    "XAF XAG XAU XBA XBB XBC XBD XCD XCG XDR XOF XPD XPF XPT XSU XUA YER ZAR ZMW ZWG"
+)
+CURRENCIES = frozenset(_ISO_4217.split())
+_NOT_MONEY = {"XXX": "no currency", "XTS": "testing"}
 _DATE_RE = re.compile(r"^([0-9]{4})-([0-9]{2})-([0-9]{2})")
 
 # Column -> Polars type, in the order of the frame.
@@ -140,7 +153,7 @@ def read_amount(element: etree._Element | None, what: str) -> tuple[int | None, 
         return None, None, [f"{what} missing"]
     cents, why = to_cents(element.text)
     currency = element.get("Ccy")
-    if why is None and currency is not None and _CURRENCY_FULL(currency):
+    if why is None and currency in CURRENCIES:
         return cents, currency, []
     where = f"line {element.sourceline}: {what}"
     problems = [f"{where} {why}"] if why else []
@@ -149,6 +162,12 @@ def read_amount(element: etree._Element | None, what: str) -> tuple[int | None, 
         problems.append(f"{where} has no currency (Ccy)")
     elif not _CURRENCY_RE.match(currency):
         problems.append(f"{where} currency {currency[:10]!r} is not an ISO currency code")
+        currency = None
+    elif currency in _NOT_MONEY:
+        problems.append(f"{where} currency {currency!r} is ISO 4217's code for {_NOT_MONEY[currency]}, not money")
+        currency = None
+    elif currency not in CURRENCIES:
+        problems.append(f"{where} currency {currency!r} is not an ISO 4217 currency code")
         currency = None
     return cents, currency, problems
 

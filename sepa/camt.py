@@ -130,7 +130,9 @@ class _State:
         if sign is None:
             self.sign_missing = True  # read as positive, as the bank presumably meant
         elif sign not in ("CRDT", "DBIT"):
-            problems.append(f"{self.element}/Bal {code}: CdtDbtInd {sign[:10]!r} is neither CRDT nor DBIT")
+            indicator = bal.first("CdtDbtInd")
+            where = f"line {indicator.sourceline}: " if indicator is not None else ""
+            problems.append(f"{where}{self.element}/Bal {code} CdtDbtInd {sign[:10]!r} is neither CRDT nor DBIT")
         if problems:
             self.problems.extend(problems)
             return None
@@ -500,7 +502,8 @@ def _check_batch_sum(
     notes: list[str],
 ) -> None:
     """A note when a batch's transactions (net, in the entry's direction) add up to neither Btch/TtlAmt nor
-    the entry amount. Not a row problem: each transaction's own amount was read exactly."""
+    the entry amount, or when such a total cannot be read. Not a row problem: each transaction's own amount
+    was read exactly."""
     if len(notes) >= MAX_NOTES or direction is None or len({ccy for _, ccy, _ in amounts}) != 1:
         return
     if any(cents is None for cents, _, _ in amounts):
@@ -513,6 +516,11 @@ def _check_batch_sum(
             cents, _ccy, problems = read_amount(element, path)
             if not problems:
                 expected.append(cents)
+            elif len(notes) < MAX_NOTES:  # each transaction's amount was read; the total they must make was not
+                notes.append(
+                    f"line {line}: the entry's {path} cannot be read ({'; '.join(problems)}); its "
+                    f"{len(amounts)} transactions were read one by one"
+                )
     if expected and total not in expected:
         notes.append(
             f"line {line}: the entry's {len(amounts)} transactions add up to {total} cents, "

@@ -26,7 +26,7 @@ import sepa.camt as camt
 from sepa.bank_files import BankFile, BankFileError, read_bank_file
 from sepa.bank_messages import write_camt053, write_camt054
 from sepa.safe_xml import ShapeCache, View
-from tests.sepa.test_camt_fuzz import EDIT, VALID, mutate
+from tests.sepa.test_bank_file_fuzz import EDIT, VALID, mutate
 from tests.sepa.test_camt_reader import camt_document, domain, entry
 
 CORPUS = Path(os.environ.get("PAYOUTS_CORPUS", Path(__file__).resolve().parents[2].parent / "shared" / "corpus"))
