@@ -35,6 +35,7 @@ LINE_COLUMNS = [
 ACCEPTED = {"ACCP", "ACSC", "ACSP", "ACTC", "ACWC", "ACCC", "RCVD", "PDNG", "PART"}
 BANK_CHARGES = accounts.BANK_CHARGES
 DUPLICATE_NOTE = "the same transaction appears again in this file: booked once"
+CURRENCY = "EUR"  # SEPA: every payment file of ours is in euros
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,14 @@ def reconcile_bank_file(
     lines = lines.with_columns(line_identity(con, lines).alias("line_id"))
     # The same transaction twice in one file (a duplicate EndToEndId): the first counts, the others wait.
     lines = lines.with_columns(pl.int_range(pl.len()).over("line_id").alias("_copy"))
+    # ... and each copy is kept under an identity of its own, so it reaches the queue instead of vanishing.
+    lines = lines.with_columns(
+        pl.when(pl.col("_copy") > 0)
+        .then(pl.format("{}:copy:{}", pl.col("line_id"), pl.col("_copy")).map_elements(
+            lambda s: hashlib.sha256(s.encode()).hexdigest()[:32], return_dtype=pl.String))
+        .otherwise(pl.col("line_id"))
+        .alias("line_id")
+    )  # fmt: skip
     known = run_with_frames(
         con, "SELECT line_id FROM bank_lines WHERE line_id IN (SELECT line_id FROM l)", l=lines.select("line_id")
     )
@@ -158,17 +167,39 @@ def _decide(con: duckdb.DuckDBPyConnection, lines: pl.DataFrame) -> pl.DataFrame
         k=keys,
     )
     frame = _with_events(lines.join(items, on="end_to_end_id", how="left"))
+    # A booking of ours is taken at face value only in euros, for the amount we sent, and once: anything
+    # else is money the books cannot explain, and a person must look.
+    booking = pl.col("kind").is_not_null() & ~pl.col("is_status") & pl.col("event").is_not_null()
+    foreign = booking & (pl.col("currency").fill_null(CURRENCY) != CURRENCY)
+    other_amount = (
+        booking
+        & (pl.col("amount_cents") != pl.col("item_cents"))
+        & (pl.col("amount_cents") + pl.col("charges_cents").fill_null(0) != pl.col("item_cents"))
+    )
+    not_booked = ~pl.col("is_status") & (pl.col("status") != "BOOK")
+    sound = booking & pl.col("row_problem").is_null() & (pl.col("_copy") == 0) & ~not_booked & ~foreign & ~other_amount
+    # The second sound booking of the same item and event in one file: the bank may have booked it twice.
+    again = sound & (sound.cast(pl.Int32).cum_sum().over("kind", "refund_id", "collection_id", "file_id", "event") > 1)
     outcome = (
         pl.when(pl.col("row_problem").is_not_null()).then(pl.lit("exception"))
         .when(pl.col("_copy") > 0).then(pl.lit("exception"))
-        .when(~pl.col("is_status") & (pl.col("status") != "BOOK")).then(pl.lit("ignored"))
+        .when(not_booked).then(pl.lit("ignored"))
+        .when(foreign | other_amount | again).then(pl.lit("exception"))
         .when(pl.col("event").is_not_null()).then(pl.lit("matched"))
     )  # fmt: skip
     note = (
         pl.when(pl.col("row_problem").is_not_null()).then(pl.col("row_problem"))
         .when(pl.col("_copy") > 0).then(pl.lit(DUPLICATE_NOTE))
-        .when(~pl.col("is_status") & (pl.col("status") != "BOOK"))
+        .when(not_booked)
         .then(pl.format("not booked by the bank ({}): nothing to reconcile yet", pl.col("status")))
+        .when(foreign).then(pl.format("{} {} of our {} is in {}, ours are in {}: not booked", pl.col("direction"),
+                                      pl.col("end_to_end_id"), pl.col("kind"), pl.col("currency"), pl.lit(CURRENCY)))
+        .when(other_amount).then(pl.format("{} {} of our {} is {} cents, we sent {} cents: not booked",
+                                           pl.col("direction"), pl.col("end_to_end_id"), pl.col("kind"),
+                                           pl.col("amount_cents"), pl.col("item_cents")))
+        .when(again).then(pl.format("{} {} of our {} again, in another entry of this file ({}): booked once; "
+                                    "ask the bank whether it booked it twice", pl.col("direction"),
+                                    pl.col("end_to_end_id"), pl.col("kind"), pl.col("entry_ref").fill_null("no ref")))
         .when(pl.col("event") == "accepted").then(pl.format("bank accepted the payment ({})", pl.col("status")))
         .when(pl.col("kind").is_not_null() & pl.col("event").is_null())
         .then(pl.format("{} {} of our {} is not what the books expect", pl.col("direction"),
@@ -291,7 +322,9 @@ def _match_batches_and_propose(
             kind = group["kind"][0]
             event = _batch_event(line, kind)
             total = int(group["item_cents"].sum())
-            amount_ok = line["is_status"] or line["amount_cents"] == total
+            amount_ok = line["is_status"] or (
+                line["amount_cents"] == total and (line["currency"] or CURRENCY) == CURRENCY
+            )
             if event and amount_ok:
                 rows = group.drop("block").rename({"end_to_end_id": "item_e2e"}).with_columns(
                     pl.lit(event).alias("event"), pl.lit("matched").alias("outcome"),
@@ -299,8 +332,9 @@ def _match_batches_and_propose(
                 )  # fmt: skip
                 expanded.append((line, rows))
                 continue
-            reason = (f"batch {line['payment_info_id'] or line['message_id']} of ours: amount "
-                      f"{line['amount_cents']} cents, the file says {total}")  # fmt: skip
+            currency = line["currency"] or CURRENCY
+            reason = (f"batch {line['payment_info_id'] or line['message_id']} of ours: {line['amount_cents']} "
+                      f"cents in {currency}, the file says {total} cents in {CURRENCY}")  # fmt: skip
             leftover.append({**line, "outcome": "exception", "note": reason})
             continue
         leftover.append(line)
@@ -353,7 +387,7 @@ def _propose(con: duckdb.DuckDBPyConnection, lines: pl.DataFrame) -> pl.DataFram
             scores.append(None)
             continue
         best = None
-        if line["amount_cents"] is not None and line["status"] == "BOOK":
+        if line["amount_cents"] is not None and line["status"] == "BOOK" and (line["currency"] or CURRENCY) == CURRENCY:
             same = open_items.filter(pl.col("cand_cents") == line["amount_cents"])
             scored = []
             for cand in same.iter_rows(named=True):
