@@ -3,6 +3,7 @@ DuckDB ledger, writing real pain.008 / pain.001 files into a temporary outbox th
 
 from __future__ import annotations
 
+import logging
 import stat
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
@@ -617,3 +618,28 @@ def test_the_weekly_metadata_reads_by_merchant_and_links_the_files(
     assert "| M2 | Café Élise | payout | 5 | EUR 61.00 |" in payouts["by_merchant"].value
     link = payouts["file_0001"].value
     assert link.endswith(".xml") and Path(link).parent == home.outbox / "pending" and Path(link).exists()
+
+
+def test_the_weekly_run_first_tidies_what_a_killed_run_left_in_the_outbox(
+    week21: Home, instance: dg.DagsterInstance
+) -> None:
+    """A half-written temporary file and a whole file the registry never heard of (a run killed between
+    writing and recording) are cleared from outbox/pending before the week is written, the stray file kept
+    aside in outbox/unregistered; files the registry knows are left as they are, and the run says what it did."""
+    pending_dir = week21.outbox / "pending"
+    (pending_dir / ".PO-2024-W21-0001.xml.part").write_bytes(b"<Document")
+    (pending_dir / "PO-2024-W21-0009.xml").write_bytes(b"<Document/>")
+    result = run_weekly(week21, instance, WEEK21)
+    assert result.success
+    assert sorted(p.name for p in pending_dir.iterdir()) == sorted(registry(week21)["file_name"].to_list())
+    aside = [p.name for p in (week21.outbox / "unregistered").iterdir()]
+    assert len(aside) == 1 and aside[0].endswith("-PO-2024-W21-0009.xml")
+    warnings = [
+        event.message
+        for event in instance.all_logs(result.run_id)
+        if event.level >= logging.WARNING and "interrupted run" in (event.message or "")
+    ]
+    assert any("PO-2024-W21-0009.xml" in w for w in warnings)
+    known = {name: sha256_of(pending_dir / name) for name in pending(week21)}
+    assert run_weekly(week21, instance, WEEK21).success  # nothing stray now: nothing moved
+    assert {name: sha256_of(pending_dir / name) for name in pending(week21)} == known
