@@ -9,16 +9,17 @@ The same frame gives the same bytes: PNG metadata carries no software version or
 import base64
 import io
 from datetime import date
+from typing import TYPE_CHECKING
 
 import polars as pl
-from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, MaxNLocator, PercentFormatter
 
 from ledger.money import euros
 from ledger.reports import AGE_BUCKETS
 from sepa.reason_codes import reason
+
+if TYPE_CHECKING:  # matplotlib is imported when a chart is drawn: runs that draw none start half a second sooner
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 # ~800 x 400 px: readable in Dagster's metadata panel and in a workbook without zooming.
 SIZE_INCHES = (8.0, 4.0)
@@ -52,6 +53,8 @@ def weekly_volumes_chart(frame: pl.DataFrame) -> bytes:
     axes.set_xticks(
         range(len(weeks)), weeks, rotation=30 if len(weeks) > 6 else 0, ha="right" if len(weeks) > 6 else "center"
     )
+    from matplotlib.ticker import FuncFormatter
+
     axes.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"EUR {v:,.0f}"))
     axes.set_ylabel("amount (EUR)")
     axes.margins(y=0.15)  # room for the count labels above the tallest bar
@@ -88,6 +91,8 @@ def return_rate_chart(frame: pl.DataFrame) -> bytes:
     axes.set_xlim(0, top)
     if top > 100:  # the room for labels is not a share anyone can reach
         axes.set_xticks(range(0, 101, 20))
+    from matplotlib.ticker import PercentFormatter
+
     axes.xaxis.set_major_formatter(PercentFormatter(decimals=None))  # as many decimals as the ticks need
     hidden = frame.height - shown.height
     more = f" ({hidden} rarer reasons not shown)" if hidden else ""
@@ -116,6 +121,8 @@ def ageing_chart(frame: pl.DataFrame, as_of: date | None = None) -> bytes:
         axes.set_xticks(range(len(buckets)), [b.replace(" days", "") for b in buckets], fontsize=8)
         axes.set_xlabel("days open")
         axes.set_title(f"open {what}: {sum(items)}, {euros(sum(cents))}", fontsize=10)
+        from matplotlib.ticker import MaxNLocator
+
         axes.yaxis.set_major_locator(MaxNLocator(integer=True))
         if not sum(items):
             axes.text(0.5, 0.5, f"no open {what}", transform=axes.transAxes, ha="center", va="center", color="#555")
@@ -133,7 +140,10 @@ def png_markdown(png: bytes, alt: str) -> str:
     return f"![{safe}](data:image/png;base64,{base64.b64encode(png).decode('ascii')})"
 
 
-def _figure() -> Figure:
+def _figure() -> "Figure":
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     figure = Figure(figsize=SIZE_INCHES, dpi=DPI, layout="constrained")
     FigureCanvasAgg(figure)
     return figure
@@ -147,7 +157,7 @@ def _no_data(title: str, message: str = "no data yet") -> bytes:
     return _png(figure)
 
 
-def _tidy(axes: Axes, grid: str = "y") -> None:
+def _tidy(axes: "Axes", grid: str = "y") -> None:
     """Light gridlines along the value axis, behind the bars; no box."""
     axes.spines[["top", "right"]].set_visible(False)
     axes.grid(axis=grid, color="#e5e5e5", linewidth=0.8)
@@ -163,7 +173,7 @@ def _reason_label(code: str) -> str:
     return f"{code}\n{meaning}"
 
 
-def _png(figure: Figure) -> bytes:
+def _png(figure: "Figure") -> bytes:
     buffer = io.BytesIO()
     # Software (matplotlib's version) is the only varying text chunk Agg writes; without it the bytes depend on
     # the frame alone.

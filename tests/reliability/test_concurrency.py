@@ -47,7 +47,7 @@ def test_weekly_run_and_reconciliation_at_the_same_time_take_turns(week: Install
     """The next week's run and the reconciliation of the bank's booking of a collection, started together:
     both succeed, and the books are exactly those of one of the two orders run one after the other."""
     stage = week.copy(week.answered)
-    booking = "SBX-DD-2024-W23-0001-booked-camt054.xml"
+    booking = "SBX-DD-2024-W23-0002-booked-camt054.xml"
     for path in stage.bank_inbox.iterdir():
         if path.name != booking:
             path.unlink()

@@ -51,7 +51,8 @@ def test_the_clean_week_has_several_files_of_each_kind_and_money_in_every_stage(
     assert sum(n.startswith("DD-") for n in pending) >= 2 and sum(n.startswith("PO-") for n in pending) >= 2
     assert len(week.after_weekly.paid) >= 24 and len(week.after_weekly.collected) >= 13
     assert week.after_release.balances != week.after_weekly.balances  # release moved money
-    assert len(week.bank_files) >= 3 and week.after_reconcile.bank_lines > 0
+    kinds = {p.name.rsplit("-", 1)[-1] for p in week.bank_files}
+    assert {"pain002.xml", "camt054.xml", "camt053.xml"} <= kinds and week.after_reconcile.bank_lines > 0
     for books in (week.after_weekly, week.after_release, week.after_reconcile):
         books.assert_sound()
         assert books.disk_problems == ()
@@ -114,7 +115,7 @@ def test_every_crash_point_is_tried() -> None:
     assert tried == set(CRASH_POINTS)
 
 
-@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("seed", range(2))
 def test_weekly_run_killed_at_a_random_time_then_run_again(week: Installations, seed: int) -> None:
     """Killed at a random moment of a run's life (its first seconds are the interpreter starting, so the
     moment is drawn from the second half, where the books and files are written)."""
