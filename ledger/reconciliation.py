@@ -159,7 +159,9 @@ def _decide(con: duckdb.DuckDBPyConnection, lines: pl.DataFrame) -> pl.DataFrame
     items = run_with_frames(
         con,
         "SELECT i.end_to_end_id, i.payment_info_id AS item_pmt_id, i.refund_id, i.collection_id, i.file_id, "
-        "i.amount_cents AS item_cents, f.kind FROM payment_file_items i JOIN payment_files f USING (file_id) "
+        "i.amount_cents AS item_cents, f.kind, i.outcome AS item_outcome, c.status AS collection_status "
+        "FROM payment_file_items i JOIN payment_files f USING (file_id) "
+        "LEFT JOIN collections c ON c.collection_id = i.collection_id "
         "WHERE f.status IN ('written', 'released', 'acknowledged') AND (i.end_to_end_id IN (SELECT key FROM k) "
         "OR i.file_id IN (SELECT key FROM k) "
         "OR regexp_replace(i.payment_info_id, '-(FRST|RCUR|OOFF|FNAL)$', '') IN (SELECT key FROM k) "
@@ -177,6 +179,16 @@ def _decide(con: duckdb.DuckDBPyConnection, lines: pl.DataFrame) -> pl.DataFrame
         & (pl.col("amount_cents") + pl.col("charges_cents").fill_null(0) != pl.col("item_cents"))
     )
     not_booked = ~pl.col("is_status") & (pl.col("status") != "BOOK")
+    # What an earlier bank file already did to the item: the same again is the bank doing it twice (or a file
+    # repeating it under another reference); either way a person looks. A return after the execution, or a
+    # statement's booking after a return, is not a repeat.
+    payout, collection, event = pl.col("kind") == "payout", pl.col("kind") == "collection", pl.col("event")
+    done_before = booking & (
+        (payout & (event == "executed") & (pl.col("item_outcome") == "executed"))
+        | (payout & (event == "returned") & pl.col("item_outcome").is_in(["returned", "rejected"]))
+        | (collection & (event == "booked") & (pl.col("collection_status") == "booked"))
+        | (collection & (event == "returned") & pl.col("collection_status").is_in(["returned", "represented"]))
+    ).fill_null(False)
     sound = booking & pl.col("row_problem").is_null() & (pl.col("_copy") == 0) & ~not_booked & ~foreign & ~other_amount
     # The second sound booking of the same item and event in one file: the bank may have booked it twice.
     again = sound & (sound.cast(pl.Int32).cum_sum().over("kind", "refund_id", "collection_id", "file_id", "event") > 1)
@@ -184,7 +196,7 @@ def _decide(con: duckdb.DuckDBPyConnection, lines: pl.DataFrame) -> pl.DataFrame
         pl.when(pl.col("row_problem").is_not_null()).then(pl.lit("exception"))
         .when(pl.col("_copy") > 0).then(pl.lit("exception"))
         .when(not_booked).then(pl.lit("ignored"))
-        .when(foreign | other_amount | again).then(pl.lit("exception"))
+        .when(foreign | other_amount | again | done_before).then(pl.lit("exception"))
         .when(pl.col("event").is_not_null()).then(pl.lit("matched"))
     )  # fmt: skip
     note = (
@@ -197,6 +209,11 @@ def _decide(con: duckdb.DuckDBPyConnection, lines: pl.DataFrame) -> pl.DataFrame
         .when(other_amount).then(pl.format("{} {} of our {} is {} cents, we sent {} cents: not booked",
                                            pl.col("direction"), pl.col("end_to_end_id"), pl.col("kind"),
                                            pl.col("amount_cents"), pl.col("item_cents")))
+        .when(done_before).then(pl.format("{} {} of our {} was already {} from an earlier bank file: not booked "
+                                          "again; if the bank did it twice, ask it; if this file repeats that "
+                                          "booking under another reference ({}), dismiss", pl.col("direction"),
+                                          pl.col("end_to_end_id"), pl.col("kind"), pl.col("event"),
+                                          pl.col("entry_ref").fill_null("no ref")))
         .when(again).then(pl.format("{} {} of our {} again, in another entry of this file ({}): booked once; "
                                     "ask the bank whether it booked it twice", pl.col("direction"),
                                     pl.col("end_to_end_id"), pl.col("kind"), pl.col("entry_ref").fill_null("no ref")))
@@ -305,7 +322,15 @@ def _match_batches_and_propose(
     or payment block when the amount agrees; otherwise propose a match by amount, date and name."""
     done = frame.filter(pl.col("outcome").is_not_null())
     open_lines = frame.filter(pl.col("outcome").is_null()).drop(
-        "item_pmt_id", "refund_id", "collection_id", "file_id", "item_cents", "kind", "event"
+        "item_pmt_id",
+        "refund_id",
+        "collection_id",
+        "file_id",
+        "item_cents",
+        "kind",
+        "event",
+        "item_outcome",
+        "collection_status",
     )
     if open_lines.is_empty():
         return done

@@ -16,6 +16,7 @@ import shutil
 from collections.abc import Iterator
 
 import dagster as dg
+import polars as pl
 import pytest
 
 from ledger.db import open_ledger
@@ -362,6 +363,25 @@ def test_a_second_booking_with_the_same_end_to_end_id_is_an_exception(
     done = materialized(reconcile(released, instance, "two-bookings.xml", data))
     assert money(released) == BOOKED  # booked once, as it must be
     assert done["exceptions"] == 1
+
+
+def test_a_booking_repeated_by_a_later_file_under_another_reference_is_an_exception(
+    released: Home, instance: dg.DagsterInstance
+) -> None:
+    """The collection booked from one file; a later file books it again in an entry of its own: nothing is
+    booked twice, and the second booking waits in the exceptions queue saying what to ask the bank."""
+    whole = answer(released, "camt054")
+    materialized(reconcile(released, instance, "first.xml", whole))
+    assert money(released) == BOOKED
+    later = _with_entries(whole, [_copy_of_the_booking(whole, "LATER-BOOKING")])
+    done = materialized(reconcile(released, instance, "later.xml", later))
+    assert money(released) == BOOKED
+    assert (done["new_lines"], done["matched"], done["exceptions"]) == (1, 0, 1)
+    with open_ledger(released.ledger) as con:
+        queue = list_exceptions(con).filter(pl.col("file_name") == "later.xml")
+    (reason,) = queue["reason"].to_list()
+    assert "was already booked from an earlier bank file" in reason and "(LATER-BOOKING), dismiss" in reason
+    tally("duplicates refused")
 
 
 # --- money the ledger must not take at face value ------------------------------------------------------------
