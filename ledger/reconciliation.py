@@ -116,11 +116,10 @@ def reconcile_bank_file(
     # ... and each copy is kept under an identity of its own, so it reaches the queue instead of vanishing.
     lines = lines.with_columns(
         pl.when(pl.col("_copy") > 0)
-        .then(pl.format("{}:copy:{}", pl.col("line_id"), pl.col("_copy")).map_elements(
-            lambda s: hashlib.sha256(s.encode()).hexdigest()[:32], return_dtype=pl.String))
+        .then(pl.format("{}-copy-{}", pl.col("line_id"), pl.col("_copy")))
         .otherwise(pl.col("line_id"))
         .alias("line_id")
-    )  # fmt: skip
+    )
     known = run_with_frames(
         con, "SELECT line_id FROM bank_lines WHERE line_id IN (SELECT line_id FROM l)", l=lines.select("line_id")
     )
