@@ -6,7 +6,7 @@
 
 Files are read safely (no DTD or entities, no network, bounded size: see `sepa.safe_xml`) and streamed:
 memory does not grow with the number of entries, only with the rows returned. A camt file of 64 MiB or more
-is read by two processes, half each (`sepa.camt.SPLIT_MIN_BYTES`), with the same result. A file that cannot be
+is read by two processes, half each (`sepa.camt_split.SPLIT_MIN_BYTES`), with the same result. A file that cannot be
 read at all raises `BankFileError` naming the file and line; a transaction that cannot be read exactly
 (amount, currency, credit/debit) is a row with `row_problem` set and no amount, and the rest of the file
 is still read.

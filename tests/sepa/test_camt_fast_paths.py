@@ -3,7 +3,7 @@
 - Entries and transactions of a structure seen before are read from their serialisation (`FlatView` of a
   `ShapeCache`): every answer (paths, texts, elements) must be the one of a `View` of the same element, on
   real bank files, on documents made to be awkward, and on random mutations.
-- A large file is read by two processes (`sepa.camt._read_split`): the result, problems and notes must be
+- A large file is read by two processes (`sepa.camt_split`): the result, problems and notes must be
   those of one process, and anything unexpected must make it read the file by one process from the start.
   Here "large" is lowered to nothing so that small files are split.
 """
@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from lxml import etree
 
 import sepa.camt as camt
+import sepa.camt_split as camt_split
 from sepa.bank_files import BankFile, BankFileError, read_bank_file
 from sepa.bank_messages import write_camt053, write_camt054
 from sepa.safe_xml import ShapeCache, View
@@ -184,21 +185,21 @@ def _outcome(path: Path) -> tuple[object, ...]:
 def splits(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
     """Files of any size are split; each reading's outcome (split or read again by one process) is listed."""
     outcomes: list[bool] = []
-    original = camt._read_split
+    original = camt_split.read_split
 
     def spy(*args: object) -> object:
         done = original(*args)  # type: ignore[arg-type]
         outcomes.append(done is not None)
         return done
 
-    monkeypatch.setattr(camt, "SPLIT_MIN_BYTES", 0)
-    monkeypatch.setattr(camt, "_read_split", spy)
+    monkeypatch.setattr(camt_split, "SPLIT_MIN_BYTES", 0)
+    monkeypatch.setattr(camt_split, "read_split", spy)
     return outcomes
 
 
 def _single(path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[object, ...]:
     with monkeypatch.context() as patch:
-        patch.setattr(camt, "SPLIT_MIN_BYTES", 1 << 62)
+        patch.setattr(camt_split, "SPLIT_MIN_BYTES", 1 << 62)
         return _outcome(path)
 
 
@@ -321,6 +322,6 @@ def test_without_a_second_process_the_file_is_read_by_one(
 ) -> None:
     path = _camt054(tmp_path / "alone.xml")
     expected = _single(path, monkeypatch)
-    monkeypatch.setattr(camt.sys, "executable", str(tmp_path / "no-such-python"))
+    monkeypatch.setattr(camt_split.sys, "executable", str(tmp_path / "no-such-python"))
     assert _outcome(path) == expected
     assert splits == [True]  # read by this process alone, in the same pass
