@@ -15,6 +15,7 @@ from ledger.reconciliation import (
     ReturnPolicy,
     list_exceptions,
     reconcile_bank_file,
+    repeated_lines,
     unaccounted_lines,
 )
 from sepa.bank_files import BankFile, read_bank_file
@@ -122,12 +123,18 @@ def _move(src, target) -> None:
 @dg.asset_check(asset=reconciled_bank_files, required_resource_keys={"ledger"}, blocking=True)
 def every_bank_line_accounted_for(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
     """Every line read from a bank file is matched, proposed, set aside as not booked, or in the
-    exceptions queue (none dropped); and the ledger sums to zero."""
+    exceptions queue (none dropped), none is recorded twice; and the ledger sums to zero."""
     with context.resources.ledger.connect() as con:
         dropped = unaccounted_lines(con)
+        repeated = repeated_lines(con)
         broken = unbalanced_transfers(con)
         total = ledger_total(con)
     return dg.AssetCheckResult(
-        passed=dropped.is_empty() and broken.is_empty() and total == 0,
-        metadata={"unaccounted_lines": dropped.height, "unbalanced_transfers": broken.height, "ledger_total": total},
+        passed=dropped.is_empty() and repeated.is_empty() and broken.is_empty() and total == 0,
+        metadata={
+            "unaccounted_lines": dropped.height,
+            "repeated_lines": repeated.height,
+            "unbalanced_transfers": broken.height,
+            "ledger_total": total,
+        },
     )

@@ -9,7 +9,7 @@ import polars as pl
 from assets.charts import ageing_chart, png_markdown
 from assets.formatting import markdown_table
 from assets.intake import shop_exports
-from ledger.postings import ledger_total, unbalanced_transfers
+from ledger.postings import ledger_total, reused_transfer_ids, unbalanced_transfers
 from ledger.refunds import make_refunds_due, status_summary
 from ledger.reports import ageing
 
@@ -65,11 +65,16 @@ def due_refunds(context: dg.AssetExecutionContext, config: NightlyConfig) -> dg.
 
 @dg.asset_check(asset=due_refunds, required_resource_keys={"ledger"}, blocking=True)
 def ledger_balances_to_zero(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-    """Every transfer's postings sum to zero and the whole ledger sums to zero."""
+    """Every transfer's postings sum to zero, no transfer id is booked twice, and the whole ledger sums to zero."""
     with context.resources.ledger.connect() as con:
         broken = unbalanced_transfers(con)
+        reused = reused_transfer_ids(con)
         total = ledger_total(con)
     return dg.AssetCheckResult(
-        passed=broken.is_empty() and total == 0,
-        metadata={"unbalanced_transfers": broken.height, "ledger_total_cents": total},
+        passed=broken.is_empty() and reused.is_empty() and total == 0,
+        metadata={
+            "unbalanced_transfers": broken.height,
+            "reused_transfer_ids": reused.height,
+            "ledger_total_cents": total,
+        },
     )

@@ -118,18 +118,20 @@ def post_frames(con: duckdb.DuckDBPyConnection, heads: pl.DataFrame, legs: pl.Da
     except (pa.errors.SchemaError, pa.errors.SchemaErrors) as exc:
         raise LedgerError(f"postings not in the ledger's shape: {exc}") from None
     _check_balanced(heads, legs)
-    known = run_with_frames(
-        con,
-        "SELECT p.transfer_id, p.account, p.amount_cents, p.currency FROM postings p JOIN ids USING (transfer_id)",
-        ids=heads.select("transfer_id"),
-    )
-    if not known.is_empty():
-        _check_same_content(known, legs)
-    new_heads = heads.join(known.select("transfer_id").unique(), on="transfer_id", how="anti")
-    new_legs = legs.join(new_heads.select("transfer_id"), on="transfer_id", how="semi")
-    if new_heads.is_empty():
-        return 0
+    # transfer_id has no index (a million a week would cost more than the rest of the write): this look-up, in
+    # the transaction that inserts, under the ledger lock, is what keeps an id from being booked twice.
     with transaction(con):
+        known = run_with_frames(
+            con,
+            "SELECT p.transfer_id, p.account, p.amount_cents, p.currency FROM postings p JOIN ids USING (transfer_id)",
+            ids=heads.select("transfer_id"),
+        )
+        if not known.is_empty():
+            _check_same_content(known, legs)
+        new_heads = heads.join(known.select("transfer_id").unique(), on="transfer_id", how="anti")
+        new_legs = legs.join(new_heads.select("transfer_id"), on="transfer_id", how="semi")
+        if new_heads.is_empty():
+            return 0
         run_with_frames(
             con,
             "INSERT INTO transfers (transfer_id, kind, refund_id, merchant_id, memo, booked_at) "
@@ -192,6 +194,15 @@ def unbalanced_transfers(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
         "SELECT t.transfer_id, CAST(COALESCE(SUM(p.amount_cents), 0) AS BIGINT) AS total, "
         "COUNT(p.account) AS legs FROM transfers t LEFT JOIN postings p USING (transfer_id) "
         "GROUP BY t.transfer_id HAVING COALESCE(SUM(p.amount_cents), 0) <> 0 OR COUNT(p.account) < 2"
+    ).pl()
+
+
+def reused_transfer_ids(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """Transfer ids booked more than once, with how many heads each has (should be none: `post_frames` books
+    an id once, and the table has no key to refuse a second head written past it)."""
+    return con.execute(
+        "SELECT transfer_id, COUNT(*) AS heads FROM transfers GROUP BY transfer_id HAVING COUNT(*) > 1 "
+        "ORDER BY transfer_id"
     ).pl()
 
 

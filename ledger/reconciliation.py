@@ -120,11 +120,13 @@ def reconcile_bank_file(
         .otherwise(pl.col("line_id"))
         .alias("line_id")
     )
-    known = run_with_frames(
-        con, "SELECT line_id FROM bank_lines WHERE line_id IN (SELECT line_id FROM l)", l=lines.select("line_id")
-    )
-    fresh = lines.join(known, on="line_id", how="anti")
     with transaction(con):
+        # line_id has no index: this look-up, in the transaction that books, under the ledger lock, is what
+        # keeps a line from being booked twice (`repeated_lines` checks the whole table).
+        known = run_with_frames(
+            con, "SELECT line_id FROM bank_lines WHERE line_id IN (SELECT line_id FROM l)", l=lines.select("line_id")
+        )
+        fresh = lines.join(known, on="line_id", how="anti")
         decided = _decide(con, fresh)
         _apply(con, decided, file_name, policy)
         _store(con, decided, file_name, sha256, balance_gaps or [])
@@ -755,6 +757,14 @@ def list_exceptions(con: duckdb.DuckDBPyConnection, status: str | None = "open")
         "FROM exceptions e LEFT JOIN bank_lines l USING (line_id) LEFT JOIN refunds r ON r.refund_id = e.refund_id "
         "WHERE (? IS NULL OR e.status = ?) ORDER BY e.created_at, e.exception_id",
         [status, status],
+    ).pl()
+
+
+def repeated_lines(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """Line ids recorded more than once, with how many times (should be none: a line already known is never
+    booked again, and a line repeated within a file gets an id of its own)."""
+    return con.execute(
+        "SELECT line_id, COUNT(*) AS times FROM bank_lines GROUP BY line_id HAVING COUNT(*) > 1 ORDER BY line_id"
     ).pl()
 
 

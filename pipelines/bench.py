@@ -37,8 +37,8 @@ from assets.outbox import release, run_window, write_collection_files, write_pay
 from assets.reconciliation import book_bank_file
 from ledger.db import open_ledger
 from ledger.intake_files import discover, file_sha256
-from ledger.postings import ledger_total, unbalanced_transfers
-from ledger.reconciliation import ReturnPolicy, unaccounted_lines
+from ledger.postings import ledger_total, reused_transfer_ids, unbalanced_transfers
+from ledger.reconciliation import ReturnPolicy, repeated_lines, unaccounted_lines
 from ledger.refunds import make_refunds_due
 from pipelines.resources import BankProfileResource
 from sepa.bank_files import read_bank_file
@@ -425,6 +425,8 @@ def _checks(con, refunds: int) -> dict[str, Any]:
         "open_exceptions": con.execute("SELECT COUNT(*) FROM exceptions WHERE status = 'open'").fetchone()[0],
         "unaccounted_lines": unaccounted_lines(con).height,
         "unbalanced_transfers": unbalanced_transfers(con).height,
+        "reused_transfer_ids": reused_transfer_ids(con).height,
+        "repeated_lines": repeated_lines(con).height,
         "ledger_total_cents": ledger_total(con),
         "all_completed": statuses.get("completed", 0) == refunds,
     }

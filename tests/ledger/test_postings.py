@@ -25,6 +25,7 @@ from ledger.postings import (
     ledger_total,
     post,
     post_frames,
+    reused_transfer_ids,
     to_frames,
     transfer,
     unbalanced_transfers,
@@ -271,6 +272,51 @@ def test_unbalanced_transfers_and_ledger_total_detect_corruption(con: duckdb.Duc
     flagged = dict(unbalanced_transfers(con).select("transfer_id", "total").iter_rows())
     assert flagged == {"BAD1": 5, "BAD2": 0}
     assert ledger_total(con) == 5
+
+
+def test_a_transfer_id_booked_twice_past_post_is_flagged(con: duckdb.DuckDBPyConnection) -> None:
+    """transfers has no key on transfer_id (post_frames checks it): posting again books nothing, and a head
+    written a second time by anything else is found by `reused_transfer_ids`, which the asset check runs."""
+    post(con, [transfer("T1", "test", "a", "b", 100), transfer("T2", "test", "a", "b", 7)])
+    assert post(con, [transfer("T1", "test", "a", "b", 100)]) == 0
+    assert reused_transfer_ids(con).is_empty()
+    con.execute("INSERT INTO transfers SELECT * FROM transfers WHERE transfer_id = 'T2'")
+    assert reused_transfer_ids(con).rows() == [("T2", 2)]
+
+
+def test_keys_dropped_by_migration_6_keep_every_row(tmp_path: Path) -> None:
+    """A ledger written before migration 6 (which rebuilds transfers, bank_lines and refunds without the keys
+    their writers check) keeps every row and every constraint but those keys."""
+    from ledger.db import migrations
+
+    con = duckdb.connect(str(tmp_path / "old.duckdb"))
+    con.execute(
+        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMP)"
+    )
+    for version, name, sql in migrations():
+        if version < 6:
+            con.execute(sql)
+            con.execute("INSERT INTO schema_migrations VALUES (?, ?, current_timestamp)", [version, name])
+    post(con, [transfer("T1", "test", "a", "b", 100)])
+    con.execute(
+        "INSERT INTO refunds (refund_id, refund_ref, merchant_id, amount_cents, payout_cents, "
+        "cancelled_instalments_cents, requested_on, status, source_file, source_line, recorded_at) "
+        "VALUES ('RF1', 'R1', 'M1', 500, 500, 0, DATE '2024-05-01', 'scheduled', 'refunds.csv', 2, current_timestamp)"
+    )
+    con.execute(
+        "INSERT INTO bank_lines (line_id, file_sha256, file_name, outcome, amount_cents, recorded_at) "
+        "VALUES ('L1', 'abc', 'n.xml', 'matched', 100, current_timestamp)"
+    )
+    before = table_counts(con)
+    assert migrate(con) == [6]
+    after = table_counts(con)
+    assert after.pop("schema_migrations") == before.pop("schema_migrations") + 1
+    assert after == before
+    assert balance(con, "a") == 100
+    assert con.execute("SELECT status FROM refunds WHERE refund_id = 'RF1'").fetchone() == ("scheduled",)
+    with pytest.raises(duckdb.ConstraintException):  # refund_id keeps its primary key
+        con.execute("INSERT INTO refunds SELECT * FROM refunds")
+    con.close()
 
 
 # --- the database around the ledger --------------------------------------------------------------

@@ -24,6 +24,7 @@ from ledger.reconciliation import (
     ReturnPolicy,
     list_exceptions,
     reconcile_bank_file,
+    repeated_lines,
     unaccounted_lines,
 )
 from ledger.refunds import make_refunds_due, update_bank_details
@@ -122,6 +123,18 @@ def test_the_same_booking_twice_is_booked_once(sent: Shop) -> None:
     assert (first.matched, again.already_imported, statement.new_lines) == (1, True, 0)
     settled = sent.con.execute("SELECT COUNT(*) FROM transfers WHERE kind = 'payout_executed'").fetchone()[0]
     assert settled == 1
+    assert repeated_lines(sent.con).is_empty()
+
+
+def test_a_line_recorded_twice_past_the_reconciliation_is_flagged(sent: Shop) -> None:
+    """bank_lines has no key on line_id (the reconciliation checks it): `repeated_lines`, which the asset check
+    runs, finds a line written a second time by anything else."""
+    booking = line(entry_ref="N1", direction="DBIT", amount_cents=1000, end_to_end_id="E1")
+    reconcile_bank_file(sent.con, file_name="n.xml", sha256="a", lines=lines(booking))
+    assert repeated_lines(sent.con).is_empty()
+    sent.con.execute("INSERT INTO bank_lines SELECT * FROM bank_lines")
+    repeated = repeated_lines(sent.con)
+    assert repeated.height == 1 and repeated["times"].to_list() == [2]
 
 
 def test_unreadable_unmatched_and_pending_lines_are_never_dropped(sent: Shop) -> None:

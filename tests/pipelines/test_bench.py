@@ -42,6 +42,7 @@ def test_bench_reports_every_stage_and_baseline(tmp_path: Path) -> None:
     assert checks["payouts_released"] == stages["payout_files"]["rows"] == stages["reconcile_book"]["rows"] == 1000
     assert checks["refunds_paid_twice"] == 0
     assert checks["unaccounted_lines"] == checks["unbalanced_transfers"] == checks["ledger_total_cents"] == 0
+    assert checks["reused_transfer_ids"] == checks["repeated_lines"] == 0
     assert result["written"]["payout_files"] >= 1 and result["written"]["collection_files"] >= 1
 
     # Both baselines ran side by side on the same rows, and agree with us on what they read.
