@@ -94,6 +94,11 @@ def add_bank_file_partitions(home: Home, names: list[str]) -> None:
     """Register bank files as partitions of the reconciliation (what the sensor does for the inbox)."""
     with instance_for(home) as instance:
         known = set(instance.get_dynamic_partitions("bank_files"))
-        new = [n for n in names if n not in known]
-        if new:
-            instance.add_dynamic_partitions("bank_files", new)
+        for name in (n for n in names if n not in known):
+            try:
+                instance.add_dynamic_partitions("bank_files", [name])
+            except Exception:
+                # Two uploads of one file at once both find it new; the storage's unique key refuses the
+                # second insert. The partition then exists, which is all this asked for.
+                if not instance.has_dynamic_partition("bank_files", name):
+                    raise
