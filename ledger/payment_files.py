@@ -277,7 +277,7 @@ def record_collection_file(
 ) -> None:
     """Record a written pain.008 with its collections, in one transaction. Moves no money."""
     with transaction(con):
-        _insert_file(con, payment_file)
+        _insert_files(con, [payment_file])
         run_with_frames(
             con,
             "INSERT INTO collections (collection_id, merchant_id, partition_key, run_label, mandate_id, "
@@ -305,8 +305,7 @@ def record_payout_files(con: duckdb.DuckDBPyConnection, payment_files: list[Paym
     if not payment_files:
         return
     with transaction(con):
-        for payment_file in payment_files:
-            _insert_file(con, payment_file)
+        _insert_files(con, payment_files)
         change_status(
             con,
             pl.concat(
@@ -321,24 +320,34 @@ def record_payout_files(con: duckdb.DuckDBPyConnection, payment_files: list[Paym
         )
 
 
-def _insert_file(con: duckdb.DuckDBPyConnection, f: PaymentFile) -> None:
-    items = f.items
-    con.execute(
+def _insert_files(con: duckdb.DuckDBPyConnection, payment_files: list[PaymentFile]) -> None:
+    """Register files and their items: one insert per table for the whole run, not one per file."""
+    con.executemany(
         "INSERT INTO payment_files (file_id, file_name, kind, message_type, partition_key, run_label, seq, n_tx, "
         "ctrl_sum_cents, sha256, requested_on, validation, status, created_at, prepared_by) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'written', current_timestamp, ?)",
-        [f.file_id, f.file_name, f.kind, f.message_type, f.window.partition_key, f.window.run_label, f.seq,
-         items.height, int(items["amount_cents"].sum()), f.sha256, f.requested_on, f.validation, f.prepared_by],
+        [
+            [f.file_id, f.file_name, f.kind, f.message_type, f.window.partition_key, f.window.run_label, f.seq,
+             f.items.height, int(f.items["amount_cents"].sum()), f.sha256, f.requested_on, f.validation,
+             f.prepared_by]
+            for f in payment_files
+        ],
     )  # fmt: skip
     columns = {"refund_id": pl.String, "collection_id": pl.String}
-    rows = items.with_columns([pl.lit(None, t).alias(c) for c, t in columns.items() if c not in items.columns])
+    items = pl.concat(
+        [
+            f.items.with_columns([pl.lit(None, t).alias(c) for c, t in columns.items() if c not in f.items.columns])
+            .select("end_to_end_id", "payment_info_id", "refund_id", "collection_id", "merchant_id", "amount_cents")
+            .with_columns(pl.lit(f.file_id).alias("file_id"))
+            for f in payment_files
+        ]
+    )
     run_with_frames(
         con,
         "INSERT INTO payment_file_items (file_id, end_to_end_id, payment_info_id, refund_id, collection_id, "
-        "merchant_id, amount_cents) SELECT ?, end_to_end_id, payment_info_id, refund_id, collection_id, "
+        "merchant_id, amount_cents) SELECT file_id, end_to_end_id, payment_info_id, refund_id, collection_id, "
         "merchant_id, amount_cents FROM items_frame",
-        [f.file_id],
-        items_frame=rows,
+        items_frame=items,
     )
 
 
@@ -546,19 +555,26 @@ def _post_release(con: duckdb.DuckDBPyConnection, ids: pl.DataFrame, by: str) ->
         )
     payouts = run_with_frames(
         con,
-        "SELECT i.refund_id, i.merchant_id, i.amount_cents, i.file_id, r.refund_ref FROM payment_file_items i "
-        "JOIN ids USING (file_id) JOIN refunds r USING (refund_id)",
+        "SELECT i.refund_id, i.amount_cents, i.file_id FROM payment_file_items i JOIN ids USING (file_id) "
+        "WHERE ids.kind = 'payout'",
         ids=ids,
     )
     if not payouts.is_empty():
+        # One transfer per file: the file goes to the bank as one instruction, and each refund's own money
+        # movements (booked at intake, executed or returned by the bank) stay transfers of their own. A
+        # million payouts a week would otherwise write three million rows here for one economic event per file.
+        files = payouts.group_by("file_id").agg(
+            pl.col("amount_cents").sum(), pl.len().alias("payouts"), pl.lit(None, pl.String).alias("refund_id"),
+            pl.lit(None, pl.String).alias("merchant_id"),
+        )  # fmt: skip
         post_frames(con, *two_legged_frames(
-            payouts,
-            transfer_id=pl.format("pay:{}:{}", pl.col("file_id"), pl.col("refund_id")),
+            files,
+            transfer_id=pl.format("pay:{}", pl.col("file_id")),
             kind="payout_released",
             debit=pl.lit(accounts.CUSTOMER_PAYABLE),
             credit=pl.lit(accounts.PAYOUTS_IN_TRANSIT),
             amount_cents=pl.col("amount_cents"),
-            memo=pl.format("credit transfer of refund {} in file {}", pl.col("refund_ref"), pl.col("file_id")),
+            memo=pl.format("{} credit transfers in file {}", pl.col("payouts"), pl.col("file_id")),
         ))  # fmt: skip
         change_status(
             con,

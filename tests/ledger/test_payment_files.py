@@ -327,8 +327,8 @@ def test_a_held_back_refund_asks_the_customer_for_new_bank_details(own_ibans: Sh
 
 def test_release_posts_collections_fees_and_payouts_once(books: duckdb.DuckDBPyConnection) -> None:
     """Recording files moves no money. Releasing them posts each collection against the merchant's receivable
-    (per-refund fees to the platform's fee income first) and each payout from customers:payable to payouts in
-    transit; refunds become sent, collections released, files released by whoever released them; the ledger
+    (per-refund fees to the platform's fee income first) and each payout file's sum from customers:payable to
+    payouts in transit; refunds become sent, collections released, files released by whoever released them; the ledger
     still sums to zero and a second release is refused without posting anything."""
     collections = record_collections(books, WEEK21, date(2024, 5, 21))
     payouts = record_payouts(books, WEEK21)
