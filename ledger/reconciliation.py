@@ -22,6 +22,7 @@ from ledger import accounts
 from ledger.audit import OperationRefused
 from ledger.collections import present_again
 from ledger.db import run_with_frames, transaction
+from ledger.frames import running_total
 from ledger.lifecycle import change_status
 from ledger.notifications import queue_notifications
 from ledger.postings import post_frames, two_legged_frames
@@ -112,7 +113,7 @@ def reconcile_bank_file(
     lines = conform_lines(lines)
     lines = lines.with_columns(line_identity(con, lines).alias("line_id"))
     # The same transaction twice in one file (a duplicate EndToEndId): the first counts, the others wait.
-    lines = lines.with_columns(pl.int_range(pl.len()).over("line_id").alias("_copy"))
+    lines = running_total(lines, pl.lit(1, pl.Int64), "line_id", "_copy").with_columns(pl.col("_copy") - 1)
     # ... and each copy is kept under an identity of its own, so it reaches the queue instead of vanishing.
     lines = lines.with_columns(
         pl.when(pl.col("_copy") > 0)
@@ -192,7 +193,9 @@ def _decide(con: duckdb.DuckDBPyConnection, lines: pl.DataFrame) -> pl.DataFrame
     ).fill_null(False)
     sound = booking & pl.col("row_problem").is_null() & (pl.col("_copy") == 0) & ~not_booked & ~foreign & ~other_amount
     # The second sound booking of the same item and event in one file: the bank may have booked it twice.
-    again = sound & (sound.cast(pl.Int32).cum_sum().over("kind", "refund_id", "collection_id", "file_id", "event") > 1)
+    frame = running_total(frame, sound.cast(pl.Int32), ["kind", "refund_id", "collection_id", "file_id", "event"],
+                          "_sound_so_far")  # fmt: skip
+    again = sound & (pl.col("_sound_so_far") > 1)
     outcome = (
         pl.when(pl.col("row_problem").is_not_null()).then(pl.lit("exception"))
         .when(pl.col("_copy") > 0).then(pl.lit("exception"))
@@ -223,7 +226,7 @@ def _decide(con: duckdb.DuckDBPyConnection, lines: pl.DataFrame) -> pl.DataFrame
         .then(pl.format("{} {} of our {} is not what the books expect", pl.col("direction"),
                         pl.col("bank_tx_code").fill_null("(no code)"), pl.col("kind")))
     )  # fmt: skip
-    frame = frame.with_columns(outcome.alias("outcome"), note.alias("note"))
+    frame = frame.with_columns(outcome.alias("outcome"), note.alias("note")).drop("_sound_so_far")
     frame = frame.with_columns(
         pl.when(pl.col("outcome").is_null() & pl.col("kind").is_not_null()).then(pl.lit("exception"))
         .otherwise(pl.col("outcome")).alias("outcome")

@@ -7,10 +7,9 @@ with the amount that goes to the customer. Pure: no database, no clock.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import polars as pl
 
+from ledger.frames import running_total, texts_where
 from ledger.money import euros
 
 TARGET = "_target"
@@ -135,9 +134,9 @@ def _eligibility() -> pl.Expr:
 def _apply_limits(frame: pl.DataFrame) -> pl.DataFrame:
     """Refuse refunds that would take the order's or payment's refunds past its limit."""
     eligible_amount = pl.when(pl.col("refusal").is_null()).then(pl.col("amount_cents")).otherwise(0)
-    frame = frame.with_columns((pl.col("prior_refunded_cents") + eligible_amount.cum_sum().over(TARGET)).alias("_cum"))
-    over = frame.group_by(TARGET).agg((pl.col("_cum") > pl.col("limit_cents")).any().alias("_over"))
-    bad_targets = over.filter("_over").select(TARGET)
+    frame = running_total(frame, eligible_amount, TARGET, "_cum")
+    frame = frame.with_columns((pl.col("prior_refunded_cents") + pl.col("_cum")).alias("_cum"))
+    bad_targets = frame.filter(pl.col("_cum") > pl.col("limit_cents")).select(TARGET).unique()
     if bad_targets.is_empty():
         return frame.with_columns(pl.col("_cum").alias("_refunded_before") - pl.col("amount_cents"))
     # Only orders where some request overshoots need the sequential walk: a refused request does
@@ -185,17 +184,16 @@ def _cancel_instalments(frame: pl.DataFrame) -> pl.DataFrame:
     )
     cancellable = pl.max_horizontal(open_cents - pl.col("prior_cancelled_cents"), pl.lit(0))
     accepted = pl.when(pl.col("refusal").is_null()).then(pl.col("amount_cents")).otherwise(0)
-    cum = accepted.cum_sum().over(TARGET)
+    frame = running_total(frame, accepted, TARGET, "_accepted_so_far")
+    cum = pl.col("_accepted_so_far")
     cancelled = pl.min_horizontal(cancellable, cum) - pl.min_horizontal(cancellable, cum - accepted)
-    frame = frame.with_columns(cancelled.alias("cancelled_instalments_cents"))
+    frame = frame.with_columns(cancelled.alias("cancelled_instalments_cents")).drop("_accepted_so_far")
+    cancelled_now = pl.col("cancelled_instalments_cents")
+    frame = running_total(frame, cancelled_now, TARGET, "_cancelled_so_far")
     frame = frame.with_columns(
         (accepted - pl.col("cancelled_instalments_cents")).alias("payout_cents"),
-        (
-            pl.col("prior_cancelled_cents")
-            + pl.col("cancelled_instalments_cents").cum_sum().over(TARGET)
-            - pl.col("cancelled_instalments_cents")
-        ).alias("_cancelled_before"),
-    )
+        (pl.col("prior_cancelled_cents") + pl.col("_cancelled_so_far") - cancelled_now).alias("_cancelled_before"),
+    ).drop("_cancelled_so_far")
     labels = texts_where(
         frame,
         pl.col("cancelled_instalments_cents") > 0,
@@ -203,16 +201,6 @@ def _cancel_instalments(frame: pl.DataFrame) -> pl.DataFrame:
         "cancelled_instalments_cents", "_cancelled_before", "order_amount_cents", "instalments",
     )  # fmt: skip
     return frame.with_columns(labels.alias("cancelled_instalments")).drop("_cancelled_before")
-
-
-def texts_where(frame: pl.DataFrame, where: pl.Expr, text: Callable[..., str], *columns: str) -> pl.Series:
-    """`text(*row)` of the given columns on the rows of `frame` where `where` holds, null on the others.
-
-    For texts Polars cannot write itself: the Python function runs for those rows only (a few in a batch of a
-    million), where `map_elements` in a `when` branch would run for every row."""
-    chosen = frame.with_row_index("_row").filter(where)
-    texts = pl.Series([text(*row) for row in chosen.select(columns).iter_rows()], dtype=pl.String)
-    return pl.Series(values=[None] * frame.height, dtype=pl.String).scatter(chosen["_row"], texts)
 
 
 def describe_cancellation(cancelled: int, cancelled_before: int, amount: int, instalments: int) -> str:
