@@ -158,6 +158,11 @@ def _decide(con: duckdb.DuckDBPyConnection, lines: pl.DataFrame) -> pl.DataFrame
         .drop_nulls()
         .unique()
     )
+    # A direct-debit payment block is named after its sequence type (`<PmtInfId>-FRST`): a status naming the
+    # block without it is about each of them. Spelled out as keys, so that no item is rewritten to compare.
+    blocks = pl.concat(
+        [keys, *(keys.select(pl.col("key") + suffix) for suffix in ("-FRST", "-RCUR", "-OOFF", "-FNAL"))]
+    )
     items = run_with_frames(
         con,
         "SELECT i.end_to_end_id, i.payment_info_id AS item_pmt_id, i.refund_id, i.collection_id, i.file_id, "
@@ -165,10 +170,9 @@ def _decide(con: duckdb.DuckDBPyConnection, lines: pl.DataFrame) -> pl.DataFrame
         "FROM payment_file_items i JOIN payment_files f USING (file_id) "
         "LEFT JOIN collections c ON c.collection_id = i.collection_id "
         "WHERE f.status IN ('written', 'released', 'acknowledged') AND (i.end_to_end_id IN (SELECT key FROM k) "
-        "OR i.file_id IN (SELECT key FROM k) "
-        "OR regexp_replace(i.payment_info_id, '-(FRST|RCUR|OOFF|FNAL)$', '') IN (SELECT key FROM k) "
-        "OR i.payment_info_id IN (SELECT key FROM k))",
+        "OR i.file_id IN (SELECT key FROM k) OR i.payment_info_id IN (SELECT key FROM b))",
         k=keys,
+        b=blocks,
     )
     frame = _with_events(lines.join(items, on="end_to_end_id", how="left"))
     # A booking of ours is taken at face value only in euros, for the amount we sent, and once: anything

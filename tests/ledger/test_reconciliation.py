@@ -257,6 +257,32 @@ def returned_am04(shop: Shop, collection_id: str, sha: str) -> None:
     ))  # fmt: skip
 
 
+def test_a_batch_naming_the_collection_block_without_its_sequence_type_books_it(shop: Shop) -> None:
+    """A direct-debit payment block is named after its sequence type (`DD-1-1-FRST`); a bank booking the batch
+    under the block's name without it (`DD-1-1`) books the collections of that block, for their sum."""
+    shop.load("merchants", [merchant()])
+    shop.load("orders", [order("O1"), order("O2")])
+    shop.load("refunds", [refund("R1", 1000, "O1"), refund("R2", 2500, "O2")])
+    make_refunds_due(shop.con, date(2024, 5, 20))
+    refunds, _ = collectable_refunds(shop.con, WINDOW)
+    collections, covered = plan_collections(shop.con, refunds, WINDOW, collection_date=WINDOW.cutoff,
+                                            per_refund_fee_cents=0)  # fmt: skip
+    items = collections.select(pl.format("{}-DD", pl.col("collection_id")).alias("end_to_end_id"),
+                               pl.lit("DD-1-1-FRST").alias("payment_info_id"), "collection_id", "merchant_id",
+                               "amount_cents")  # fmt: skip
+    record_collection_file(shop.con, PaymentFile("DD-1", "DD-1.xml", "collection", "pain.008.001.02", WINDOW, 1,
+                                                 "h", WINDOW.cutoff, "valid", items), collections, covered)  # fmt: skip
+    release_files(shop.con, ["DD-1.xml"], by="alice", sha256_on_disk={"DD-1.xml": "h"})
+    total = int(collections["amount_cents"].sum())
+    result = reconcile_bank_file(shop.con, file_name="batch.xml", sha256="batch", lines=lines(
+        line(entry_ref="B", direction="CRDT", amount_cents=total, payment_info_id="DD-1-1",
+             bank_tx_code="PMNT/IDDT/ESDD"),
+    ))  # fmt: skip
+    assert result.matched == collections.height
+    assert set(shop.con.execute("SELECT status FROM collections").fetchall()) == {("booked",)}
+    assert balance(shop.con, "platform:collections_in_transit") == 0
+
+
 def test_a_collection_returned_for_insufficient_funds_is_presented_again_once(shop: Shop) -> None:
     """AM04: the merchant's receivable is reopened and its refunds are collected again in the next run; a second
     AM04 on the re-presentation is escalated and the refunds are not presented a third time."""
