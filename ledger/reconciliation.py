@@ -158,10 +158,11 @@ def _decide(con: duckdb.DuckDBPyConnection, lines: pl.DataFrame) -> pl.DataFrame
         .drop_nulls()
         .unique()
     )
-    # A direct-debit payment block is named after its sequence type (`<PmtInfId>-FRST`): a status naming the
+    # A direct-debit payment block is named after its sequence type (`<PmtInfId>-FRST`): a line naming the
     # block without it is about each of them. Spelled out as keys, so that no item is rewritten to compare.
+    named = lines.select(pl.col("payment_info_id").alias("key")).drop_nulls().unique()
     blocks = pl.concat(
-        [keys, *(keys.select(pl.col("key") + suffix) for suffix in ("-FRST", "-RCUR", "-OOFF", "-FNAL"))]
+        [keys, *(named.select(pl.col("key") + suffix) for suffix in ("-FRST", "-RCUR", "-OOFF", "-FNAL"))]
     )
     items = run_with_frames(
         con,
