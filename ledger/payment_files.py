@@ -563,10 +563,11 @@ def _post_release(con: duckdb.DuckDBPyConnection, ids: pl.DataFrame, by: str) ->
         # One transfer per file: the file goes to the bank as one instruction, and each refund's own money
         # movements (booked at intake, executed or returned by the bank) stay transfers of their own. A
         # million payouts a week would otherwise write three million rows here for one economic event per file.
-        files = payouts.group_by("file_id").agg(
-            pl.col("amount_cents").sum(), pl.len().alias("payouts"), pl.lit(None, pl.String).alias("refund_id"),
-            pl.lit(None, pl.String).alias("merchant_id"),
-        )  # fmt: skip
+        files = (
+            payouts.group_by("file_id")
+            .agg(pl.col("amount_cents").sum(), pl.len().alias("payouts"))
+            .with_columns(pl.lit(None, pl.String).alias("refund_id"), pl.lit(None, pl.String).alias("merchant_id"))
+        )  # a file's transfer is about no single refund or merchant
         post_frames(con, *two_legged_frames(
             files,
             transfer_id=pl.format("pay:{}", pl.col("file_id")),
