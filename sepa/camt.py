@@ -19,15 +19,19 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import polars as pl
 from lxml import etree
 
-from sepa.bank_lines import RowBuffer, empty_row, read_amount, to_date
+from sepa.bank_lines import COLUMNS, RowBuffer, empty_row, read_amount, to_date
+from sepa.camt_columns import EntryColumns, Plan, plan_for
 from sepa.iban import iban_problem, normalise_iban
 from sepa.safe_xml import (
     FlatView,
+    Shape,
     ShapeCache,
     Source,
     View,
+    flat_views,
     local_name,
     release,
     source_name,
@@ -43,6 +47,7 @@ _RETURN_SUBFAMILIES = frozenset({"RRTN", "UPDD", "PRDD", "RPCR"})
 _OPENING = ("OPBD", "PRCD")  # opening booked, else the previous closing booked
 _CLOSING = ("CLBD",)
 MAX_NOTES = 200
+KEPT_ENTRIES = 4_096  # entries read column-wise together: their elements are kept until then
 _PLACEHOLDER = "\x00"  # the reference base of the other process's entries of the split statement (no XML text)
 
 
@@ -276,20 +281,39 @@ _HEADER_STOP = frozenset({"Ntry", "Bal"})
 _GRPHDR_STOP = frozenset({"MsgPgntn", "OrgnlBizQry", "MsgRcpt"})
 
 
+Match = tuple[Shape, tuple[str, ...]]
+
+
 class _Readers:
-    """The structures of one file's entries and transactions met so far (see `ShapeCache`)."""
+    """The structures of one file's entries and transactions met so far (see `ShapeCache`), and the plans
+    of those read column-wise (`sepa.camt_columns`)."""
 
     def __init__(self) -> None:
         self.entries = ShapeCache(_ENTRY_STOP, _DETAILS)
         self.details = ShapeCache(frozenset(), "")
+        self._plans: dict[Shape, Plan | None] = {}
 
-    def views(self, entry: etree._Element) -> tuple[ViewLike, list[tuple[etree._Element, ViewLike]]]:
-        """The entry's view and, for each of its NtryDtls/TxDtls, the element and its view."""
-        if not _is_batch(entry):
-            found = self.entries.views(entry)
-            if found is not None:
-                ev, details = found
-                return ev, [(_at(entry, position), view) for position, view in details]
+    def match(self, entry: etree._Element) -> Match | None:
+        """The entry's structure and texts; None for a batch (read a transaction at a time) or when `View`
+        must read it."""
+        return None if _is_batch(entry) else self.entries.match(entry)
+
+    def plan(self, shape: Shape) -> Plan | None:
+        """How entries of this structure are read column-wise, or None when `_entry_rows` reads them."""
+        if shape not in self._plans:
+            self._plans[shape] = plan_for(shape)
+        return self._plans[shape]
+
+    def views(
+        self, entry: etree._Element, found: Match | bool | None = True
+    ) -> tuple[ViewLike, list[tuple[etree._Element, ViewLike]]]:
+        """The entry's view and, for each of its NtryDtls/TxDtls, the element and its view. `found` is the
+        entry's `match` when already made (True: not yet)."""
+        if found is True:
+            found = self.match(entry)
+        if found is not None:
+            ev, details = flat_views(entry, *found)
+            return ev, [(_at(entry, position), view) for position, view in details]
         ev = View(entry, _ENTRY_STOP)
         views: list[tuple[etree._Element, ViewLike]] = []
         for detail in ev.all(_DETAILS):
@@ -317,6 +341,7 @@ def _entry_rows(
     message_id: str | None,
     notes: list[str],
     readers: _Readers | None = None,
+    found: Match | bool | None = True,
 ) -> list[dict[str, Any]]:
     """The rows of one Ntry: one per TxDtls, or one for the entry when it has none.
 
@@ -328,7 +353,7 @@ def _entry_rows(
         ev: ViewLike = View(entry, _ENTRY_STOP)
         details: list[tuple[etree._Element, ViewLike]] = [(d, View(d)) for d in ev.all(_DETAILS)]
     else:
-        ev, details = readers.views(entry)
+        ev, details = readers.views(entry, found)
     has = ev.paths
     text = ev.text
     base = empty_row(message_type)
@@ -543,6 +568,7 @@ class _Reading:
         self.strict = strict  # give up on a problem (its line would be counted from the wrong place)
         self.state: _State | None = None
         self.readers = _Readers()
+        self.kept = EntryColumns()  # entries of the current statement waiting to be read column-wise
 
     def _begin(self, node: etree._Element | None) -> _State:
         state = _State.begin(node, self.statements_before + len(self.statements) + 1)
@@ -550,21 +576,31 @@ class _Reading:
             raise _Unsure
         return state
 
-    def read(self, local: str, element: etree._Element) -> None:
-        """One element ended: an entry, a statement or the group header (anything else is not asked for)."""
+    def read(self, local: str, element: etree._Element) -> bool:
+        """One element ended: an entry, a statement or the group header (anything else is not asked for).
+        Returns whether the element may be released now (an entry kept to be read column-wise may not)."""
         if local == "Ntry":
             parent = element.getparent()
             state = self.state
             if state is None or state.node is not parent:
+                self.read_kept()
                 if state is not None:  # entries of an enclosing element that was not a statement
                     self.statements.append(state.finish())
                 state = self.state = self._begin(parent)
             state.entries += 1
-            rows = _entry_rows(element, state, self.message_type, self.message_id, self.notes, self.readers)
-            if self.strict and (self.notes or any(row["row_problem"] is not None for row in rows)):
-                raise _Unsure
-            self.buffer.extend(rows)
-        elif local in STATEMENT_TAGS:
+            found = self.readers.match(element)
+            plan = self.readers.plan(found[0]) if found is not None else None
+            if plan is not None:
+                self.kept.add(plan, found[1], element, state.entries)  # type: ignore[index]
+                if len(self.kept) < KEPT_ENTRIES:
+                    return False
+                self.read_kept()
+                return True
+            self.read_kept()  # rows stay in the file's order
+            self._add(_entry_rows(element, state, self.message_type, self.message_id, self.notes, self.readers, found))
+            return True
+        self.read_kept()
+        if local in STATEMENT_TAGS:
             state = self.state
             if state is not None and state.node is not element:
                 self.statements.append(state.finish())
@@ -575,11 +611,52 @@ class _Reading:
             self.state = None
         elif local == "GrpHdr" and self.message_id is None:
             self.message_id = View(element, _GRPHDR_STOP).text("MsgId")
+        return True
+
+    def _add(self, rows: list[dict[str, Any]], buffer: RowBuffer | None = None) -> None:
+        if self.strict and (self.notes or any(row["row_problem"] is not None for row in rows)):
+            raise _Unsure
+        (buffer or self.buffer).extend(rows)
+
+    def read_kept(self) -> None:
+        """Read the entries kept: column-wise, except those whose texts are not plain (`_entry_rows`)."""
+        kept, state = self.kept, self.state
+        if not len(kept) or state is None:
+            return
+        self.kept = EntryColumns()
+        statement = {"message_type": self.message_type, "message_id": self.message_id,
+                     "account_iban": state.account_iban, "ref_base": state.ref_base}  # fmt: skip
+        frames, unread = kept.rows(statement)
+        if unread:
+            slow, at, counted = RowBuffer(), [], state.entries
+            try:
+                for position in unread:
+                    element, state.entries = kept.entries[position]  # the number it had when it was met
+                    rows = _entry_rows(element, state, self.message_type, self.message_id, self.notes)
+                    self._add(rows, slow)
+                    at.extend([position] * len(rows))
+            finally:
+                state.entries = counted
+            frames.extend(
+                chunk.with_columns(pl.Series("at", at[start : start + chunk.height], dtype=pl.Int64)).select(
+                    "at", *COLUMNS
+                )
+                for start, chunk in _offsets(slow.frames())
+            )
+        self.buffer.append_frames([pl.concat(frames).sort("at").drop("at")])
 
     def finish(self) -> None:
+        self.read_kept()
         if self.state is not None:
             self.statements.append(self.state.finish())
             self.state = None
+
+
+def _offsets(chunks: list[pl.DataFrame]) -> Iterable[tuple[int, pl.DataFrame]]:
+    start = 0
+    for chunk in chunks:
+        yield start, chunk
+        start += chunk.height
 
 
 def read_camt(
@@ -602,8 +679,8 @@ def read_camt(
     try:
         for _event, element in events:
             tag = element.tag
-            reading.read(tag[tag.find("}") + 1 :], element)
-            release(element)
+            if reading.read(tag[tag.find("}") + 1 :], element):
+                release(element)
     finally:
         events.close()
     reading.finish()

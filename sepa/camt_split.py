@@ -89,14 +89,16 @@ def read_split(
                     if split is not None and element is split.parent:
                         # The split statement ends: by the end tags added, if nothing follows and nothing changed.
                         closed = reading.state is split.state
+                        reading.read_kept()
                         for _more in events:
                             closed = False
                         break
-                    reading.read(local, element)
+                    may_release = reading.read(local, element)
                     if not tried and local == "Ntry":
                         tried = True
                         split = _Split.start(raw.fileno(), element, reading, handle)
-                    release(element)
+                    if may_release:
+                        release(element)
             finally:
                 events.close()
         if split is None:
@@ -350,8 +352,8 @@ def _split_worker() -> None:
                     raise _Unsure
                 state.node = parent
                 reading.state = state
-            reading.read(local, element)
-            release(element)
+            if reading.read(local, element):
+                release(element)
             if buffer.chunks:
                 _send("rows", *buffer.frames())
         reading.finish()

@@ -184,8 +184,9 @@ def release(element: etree._Element) -> None:
     parent = element.getparent()
     if parent is None:
         return
-    while element.getprevious() is not None:
-        del parent[0]
+    before = parent.index(element)
+    if before:
+        del parent[:before]  # one call, however many entries were kept before it
 
 
 class View:
@@ -287,7 +288,7 @@ _MAX_SHAPES = 128  # structures compiled per file: a hostile file may invent any
 _MAX_SKELETON = 8_000  # characters of structure: beyond, compiling costs more than it saves
 
 
-class _Part:
+class Part:
     """The view of one element of a structure: by path, the positions (child indices from the serialised
     element) of the descendants, the groups holding the texts of the leaves, and of every element."""
 
@@ -299,12 +300,13 @@ class _Part:
         self.texts: dict[str, list[int]] = {}
 
 
-class _Shape:
-    """A compiled structure: its pattern, the view of the element and those of the elements at `split`."""
+class Shape:
+    """A compiled structure: its pattern, the view of the element and those of the elements at `split`
+    (their positions and parts: by path, the element positions and the groups of their texts)."""
 
     __slots__ = ("parts", "pattern")
 
-    def __init__(self, pattern: re.Pattern[str], parts: list[tuple[tuple[int, ...], _Part]]) -> None:
+    def __init__(self, pattern: re.Pattern[str], parts: list[tuple[tuple[int, ...], Part]]) -> None:
         self.pattern = pattern
         self.parts = parts
 
@@ -315,7 +317,7 @@ class FlatView:
 
     __slots__ = ("_groups", "_part", "_root", "paths")
 
-    def __init__(self, root: etree._Element, part: _Part, groups: tuple[str, ...]) -> None:
+    def __init__(self, root: etree._Element, part: Part, groups: tuple[str, ...]) -> None:
         self._root = root
         self._part = part
         self._groups = groups
@@ -361,10 +363,16 @@ class ShapeCache:
     def __init__(self, stop: frozenset[str], split: str) -> None:
         self._stop = stop
         self._split = split
-        self._shapes: dict[str, _Shape | None] = {}
-        self._last: _Shape | None = None
+        self._shapes: dict[str, Shape | None] = {}
+        self._last: Shape | None = None
 
     def views(self, element: etree._Element) -> tuple[FlatView, list[tuple[tuple[int, ...], FlatView]]] | None:
+        found = self.match(element)
+        return None if found is None else flat_views(element, *found)
+
+    def match(self, element: etree._Element) -> tuple[Shape, tuple[str, ...]] | None:
+        """The element's structure and its texts (the raw text of every non-empty element, in document
+        order), or None when `View` must read it."""
         serialised = etree.tostring(element, encoding="unicode", with_tail=False)
         if "&" in serialised or "<!" in serialised or "<?" in serialised:
             return None  # escaped characters, comments, CDATA, processing instructions: View reads them
@@ -382,14 +390,20 @@ class ShapeCache:
             if match is None:
                 return None
             self._last = shape
-        groups = match.groups()
-        parts = shape.parts
-        return FlatView(element, parts[0][1], groups), [
-            (position, FlatView(element, part, groups)) for position, part in parts[1:]
-        ]
+        return shape, match.groups()
 
 
-def _compile(skeleton: str, stop: frozenset[str], split: str) -> _Shape | None:
+def flat_views(
+    element: etree._Element, shape: Shape, groups: tuple[str, ...]
+) -> tuple[FlatView, list[tuple[tuple[int, ...], FlatView]]]:
+    """The views of an element matched by `ShapeCache.match`: its own, and those of the elements at `split`."""
+    parts = shape.parts
+    return FlatView(element, parts[0][1], groups), [
+        (position, FlatView(element, part, groups)) for position, part in parts[1:]
+    ]
+
+
+def _compile(skeleton: str, stop: frozenset[str], split: str) -> Shape | None:
     """The shape of a skeleton (serialised element, texts removed, attribute values emptied), or None when
     it is not a plain tree of elements (or too large)."""
     if len(skeleton) > _MAX_SKELETON:
@@ -440,8 +454,8 @@ def _compile(skeleton: str, stop: frozenset[str], split: str) -> _Shape | None:
         return None
     local = [name.rpartition(":")[2] for name in names]
 
-    def part_of(root: int, stop_here: frozenset[str]) -> _Part:
-        part = _Part()
+    def part_of(root: int, stop_here: frozenset[str]) -> Part:
+        part = Part()
         pending = [(child, "") for child in reversed(children[root])]
         while pending:
             index, prefix = pending.pop()
@@ -462,4 +476,4 @@ def _compile(skeleton: str, stop: frozenset[str], split: str) -> _Shape | None:
     for position in root_part.positions.get(split, ()):
         index = positions.index(position)
         parts.append((position, part_of(index, frozenset())))
-    return _Shape(re.compile("".join(pattern)), parts)
+    return Shape(re.compile("".join(pattern)), parts)

@@ -23,12 +23,13 @@ from hypothesis import strategies as st
 from lxml import etree
 
 import sepa.camt as camt
+import sepa.camt_columns as camt_columns
 import sepa.camt_split as camt_split
 from sepa.bank_files import BankFile, BankFileError, read_bank_file
 from sepa.bank_messages import write_camt053, write_camt054
 from sepa.safe_xml import ShapeCache, View
 from tests.sepa.test_bank_file_fuzz import EDIT, VALID, mutate
-from tests.sepa.test_camt_reader import camt_document, domain, entry
+from tests.sepa.test_camt_reader import STATEMENT_ELEMENT, camt_document, domain, entry
 
 CORPUS = Path(os.environ.get("PAYOUTS_CORPUS", Path(__file__).resolve().parents[2].parent / "shared" / "corpus"))
 STOP = frozenset({"TxDtls"})
@@ -325,3 +326,130 @@ def test_without_a_second_process_the_file_is_read_by_one(
     monkeypatch.setattr(camt_split.sys, "executable", str(tmp_path / "no-such-python"))
     assert _outcome(path) == expected
     assert splits == [True]  # read by this process alone, in the same pass
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Plain entries read column-wise read as one by one
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _tx(
+    amount: str = '<Amt Ccy="EUR">7.25</Amt>',
+    refs: str = "<EndToEndId>E-1</EndToEndId><PmtInfId>P-1</PmtInfId>",
+    parties: str = "<Dbtr><Nm>Ann</Nm></Dbtr><DbtrAcct><Id><IBAN>NL91ABNA0417164300</IBAN></Id></DbtrAcct>",
+    extra: str = "",
+) -> str:
+    return (
+        f"<TxDtls><Refs>{refs}</Refs>{amount}<CdtDbtInd>CRDT</CdtDbtInd><RltdPties>{parties}</RltdPties>{extra}"
+        "</TxDtls>"
+    )
+
+
+_OWN = f"<IBAN>{OWN_IBAN}</IBAN>"
+_RETURN = "<RtrInf><Rsn><Cd>AC04</Cd></Rsn><AddtlInf> closed </AddtlInf><AddtlInf>account</AddtlInf></RtrInf>"
+# Entries of a few structures, each met with texts the columns read and texts they must leave to `_entry_rows`.
+PLAIN = [
+    entry(details=_tx()),
+    entry('<Amt Ccy="EUR">12</Amt>', details=_tx(amount='<Amt Ccy="EUR">12</Amt>')),
+    entry(details=_tx(amount='<Amt Ccy="EUR">12.5</Amt>', refs="<EndToEndId>notprovided</EndToEndId>")),
+    entry(details=_tx(amount='<Amt Ccy="EUR"> 7.00 </Amt>')),  # valid, but not plain: read one by one
+    entry(details=_tx(amount='<Amt Ccy="EUR">+3.10</Amt>')),
+    entry(details=_tx(amount='<Amt Ccy="EUR">1.234</Amt>')),  # a problem
+    entry(details=_tx(amount='<Amt Ccy="EURO">1.00</Amt>')),
+    entry(details=_tx(amount='<Amt Ccy="XXX">1.00</Amt>')),
+    entry(details=_tx(amount="<Amt>1.00</Amt>")),
+    entry(direction=None, details=_tx().replace("<CdtDbtInd>CRDT</CdtDbtInd>", "")),  # inherits the entry's
+    entry(direction="DBIT", details=_tx().replace("CRDT", "SIDEWAYS")),
+    entry(refs="", details=_tx()),  # numbered in its statement
+    entry(refs="<NtryRef> N-1 </NtryRef>", details=_tx(parties=_OWN.join(["<DbtrAcct><Id>", "</Id></DbtrAcct>"]))),
+    entry(
+        "<Amt Ccy='EUR'>2.00</Amt>",
+        "DBIT",
+        code=domain("ICDT", "RRTN"),
+        extra="<AddtlNtryInf>returned:   no\n account</AddtlNtryInf>",
+        details=_tx(
+            amount="",
+            parties="<Cdtr><Pty><Nm>Bob</Nm></Pty></Cdtr>"
+            "<CdtrAcct><Id><IBAN>de89 3704 0044 0532 0130 00</IBAN></Id></CdtrAcct>"
+            "<Dbtr><Nm>Ann</Nm></Dbtr><DbtrAcct><Id><IBAN>NL91ABNA0417164300</IBAN></Id></DbtrAcct>",
+        ),
+    ),
+    entry(
+        details=_tx(
+            parties="<Dbtr><Nm>Us</Nm></Dbtr>"
+            + _OWN.join(["<DbtrAcct><Id>", "</Id></DbtrAcct>"])
+            + "<Cdtr><Nm>Carl</Nm></Cdtr><CdtrAcct><Id><IBAN>NL91ABNA0417164300</IBAN></Id></CdtrAcct>"
+        )
+    ),
+    entry(direction="DBIT", details=_tx(extra=_RETURN).replace("CRDT", "DBIT")),  # no creditor: the debtor
+    entry(details=_tx(extra=_RETURN)),
+    entry(details=_tx(parties="<DbtrAcct><Id><IBAN>NL91ABNA04171643\u00df0</IBAN></Id></DbtrAcct>", extra=_RETURN)),
+    entry(details=_tx(extra="<RmtInf><Ustrd>  a \t b </Ustrd><Ustrd>\u00a0c\u2003</Ustrd></RmtInf>")),
+    entry(details=_tx(extra="<RmtInf><Strd><CdtrRefInf><Ref>RF18 5390</Ref></CdtrRefInf></Strd></RmtInf>")),
+    entry(status="<Sts><Prtry>PDNG</Prtry></Sts>", extra="<RvslInd>TRUE</RvslInd>", details=_tx()),
+    entry(details=_tx(), code=domain("ICDT", "ESCT")).replace("2024-05-21", "2024-05-21T23:59:00+02:00"),
+    entry(details=_tx()).replace("2024-05-21", "2024-02-30"),  # not a date
+    entry(details=_tx()).replace("2024-05-21", "0000-05-21"),
+    entry(details=_tx()).replace("2024-05-22", " 2024-05-22"),
+    entry(details=_tx() + _tx(refs="<EndToEndId>E-2</EndToEndId>")),  # two transactions: one by one
+    entry(details=_tx(extra="<Chrgs><Amt Ccy='EUR'>0.50</Amt></Chrgs>")),  # charges: one by one
+    entry(details=_tx(refs="<EndToEndId>a &amp; b</EndToEndId>")),  # escaped: `View` reads it
+]
+
+
+@pytest.fixture
+def column_rows(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Rows read column-wise, counted; a few entries at a time, so batches meet the other entries."""
+    counted: list[int] = []
+    original = camt_columns.EntryColumns.rows
+
+    def spy(self: camt_columns.EntryColumns, statement: dict[str, str | None]) -> object:
+        frames, unread = original(self, statement)
+        counted.append(sum(frame.height for frame in frames))
+        return frames, unread
+
+    monkeypatch.setattr(camt_columns.EntryColumns, "rows", spy)
+    monkeypatch.setattr(camt, "KEPT_ENTRIES", 3)
+    return counted
+
+
+def _one_by_one(data: bytes, monkeypatch: pytest.MonkeyPatch) -> tuple[object, ...]:
+    with monkeypatch.context() as patch:
+        patch.setattr(camt._Readers, "plan", lambda _self, _shape: None)
+        return _outcome(data)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("kind", ["camt.054", "camt.053"])
+@pytest.mark.parametrize("prefix", ["", "c"])
+def test_plain_entries_read_column_wise_as_one_by_one(
+    kind: str, prefix: str, column_rows: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two statements in one message: each entry is numbered in its own.
+    one = camt_document(PLAIN * 2, kind=kind, prefix=prefix).decode()
+    element = (f"{prefix}:" if prefix else "") + STATEMENT_ELEMENT[kind]
+    start, end = one.index(f"<{element}>"), one.index(f"</{element}>") + len(element) + 3
+    data = (one[:end] + one[start:end].replace("S-1<", "S-2<", 1) + one[end:]).encode()
+    outcome = _outcome(data)  # type: ignore[arg-type]
+    assert outcome[0] == "ok"
+    assert sum(column_rows) >= len(PLAIN), "most entries should have been read column-wise"
+    assert outcome == _one_by_one(data, monkeypatch)
+
+
+def test_column_wise_rows_on_the_corpus(column_rows: list[int], monkeypatch: pytest.MonkeyPatch) -> None:
+    files = sorted(p for p in CORPUS.rglob("*.xml") if p.parent.name.startswith("camt"))
+    if not files:
+        pytest.skip(f"no camt files in {CORPUS} (set $PAYOUTS_CORPUS to its folder)")
+    for path in files:
+        assert _outcome(path) == _one_by_one(path.read_bytes(), monkeypatch), path.name
+    assert sum(column_rows) > 0
+
+
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
+@given(st.lists(EDIT, min_size=1, max_size=6))
+def test_column_wise_rows_on_mutations(
+    column_rows: list[int], monkeypatch: pytest.MonkeyPatch, edits: list[tuple[str, int, int]]
+) -> None:
+    data = mutate(camt_document(PLAIN[:14]), edits)
+    assert _outcome(data) == _one_by_one(data, monkeypatch)  # type: ignore[arg-type]
