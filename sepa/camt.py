@@ -305,20 +305,18 @@ class _Readers:
         return self._plans[shape]
 
     def views(
-        self, entry: etree._Element, found: Match | bool | None = True
+        self, entry: etree._Element, found: Match | None
     ) -> tuple[ViewLike, list[tuple[etree._Element, ViewLike]]]:
-        """The entry's view and, for each of its NtryDtls/TxDtls, the element and its view. `found` is the
-        entry's `match` when already made (True: not yet)."""
-        if found is True:
-            found = self.match(entry)
+        """The entry's view and, for each of its NtryDtls/TxDtls, the element and its view; `found` is the
+        entry's `match`."""
         if found is not None:
             ev, details = flat_views(entry, *found)
             return ev, [(_at(entry, position), view) for position, view in details]
         ev = View(entry, _ENTRY_STOP)
         views: list[tuple[etree._Element, ViewLike]] = []
         for detail in ev.all(_DETAILS):
-            found = self.details.views(detail)
-            views.append((detail, found[0] if found is not None else View(detail)))
+            flat = self.details.views(detail)
+            views.append((detail, flat[0] if flat is not None else View(detail)))
         return ev, views
 
 
@@ -341,7 +339,7 @@ def _entry_rows(
     message_id: str | None,
     notes: list[str],
     readers: _Readers | None = None,
-    found: Match | bool | None = True,
+    found: Match | None = None,
 ) -> list[dict[str, Any]]:
     """The rows of one Ntry: one per TxDtls, or one for the entry when it has none.
 
