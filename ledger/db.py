@@ -175,6 +175,22 @@ def open_ledger(path: Path | str, wait_seconds: float | None = None) -> Iterator
             con.close()
 
 
+# DuckDB's row group size. DuckDB reads an Arrow table batch by batch, one batch per thread: a frame of a
+# million rows in one chunk is scanned and inserted on one core. Cut into batches of a row group each, it
+# is inserted on every core (measured: 1M bank lines 5.9 s in one chunk, 2.6 s in row groups).
+ROW_GROUP_ROWS = 122_880
+
+
+def in_row_groups(frame: pl.DataFrame) -> pl.DataFrame:
+    """The frame in chunks of one DuckDB row group each (the last shorter), so DuckDB works on it in parallel."""
+    if frame.height <= ROW_GROUP_ROWS:
+        return frame
+    whole = frame.rechunk()
+    return pl.concat(
+        [whole.slice(start, ROW_GROUP_ROWS) for start in range(0, whole.height, ROW_GROUP_ROWS)], rechunk=False
+    )
+
+
 def run_with_frames(
     con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None, **frames: pl.DataFrame
 ) -> pl.DataFrame:
@@ -183,7 +199,7 @@ def run_with_frames(
     The result is fetched before the frames are released: DuckDB reads them lazily.
     """
     for name, frame in frames.items():
-        con.register(name, frame)
+        con.register(name, in_row_groups(frame))
     try:
         return con.execute(sql, params or []).pl()
     finally:
