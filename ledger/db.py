@@ -169,6 +169,9 @@ def open_ledger(path: Path | str, wait_seconds: float | None = None) -> Iterator
     with ledger_lock(path, wait_seconds):
         con = duckdb.connect(str(path), config={"checkpoint_threshold": "1GB"})
         try:
+            # DuckDB draws a progress bar on stdout for long queries when it thinks someone is watching (in a
+            # spawned worker, say): the pipeline's output is logs and JSON, never a bar.
+            con.execute("SET enable_progress_bar = false")
             migrate(con)
             yield con
         finally:
