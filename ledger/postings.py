@@ -126,10 +126,11 @@ def post_frames(con: duckdb.DuckDBPyConnection, heads: pl.DataFrame, legs: pl.Da
             "SELECT p.transfer_id, p.account, p.amount_cents, p.currency FROM postings p JOIN ids USING (transfer_id)",
             ids=heads.select("transfer_id"),
         )
+        new_heads, new_legs = heads, legs
         if not known.is_empty():
             _check_same_content(known, legs)
-        new_heads = heads.join(known.select("transfer_id").unique(), on="transfer_id", how="anti")
-        new_legs = legs.join(new_heads.select("transfer_id"), on="transfer_id", how="semi")
+            new_heads = heads.join(known.select("transfer_id").unique(), on="transfer_id", how="anti")
+            new_legs = legs.join(new_heads.select("transfer_id"), on="transfer_id", how="semi")
         if new_heads.is_empty():
             return 0
         run_with_frames(
@@ -152,7 +153,7 @@ def _check_balanced(heads: pl.DataFrame, legs: pl.DataFrame) -> None:
     missing = heads.join(sums, on="transfer_id", how="anti")
     if not missing.is_empty():
         raise LedgerError(f"transfer {missing['transfer_id'][0]} has no postings")
-    orphan = legs.join(heads, on="transfer_id", how="anti")
+    orphan = sums.join(heads, on="transfer_id", how="anti")  # one row per transfer id of the legs
     if not orphan.is_empty():
         raise LedgerError(f"postings for unknown transfer {orphan['transfer_id'][0]}")
     bad = sums.filter((pl.col("total") != 0) | (pl.col("legs") < 2))
