@@ -269,27 +269,33 @@ def payout_entries(con, booking_date: date) -> pl.DataFrame:
 
 
 class _Stages:
-    def __init__(self, sampler: MemorySampler | None, report: Callable[[Stage], None]) -> None:
+    """The stages of one step, timed in the step's own process."""
+
+    def __init__(self, sampler: MemorySampler) -> None:
         self.sampler = sampler
-        self.report = report
         self.done: list[Stage] = []
 
     @contextmanager
     def stage(self, name: str, rows: int = 0) -> Iterator[dict[str, int]]:
         """Time a stage; the body may set `counter["rows"]` when it learns how many rows it handled."""
-        assert self.sampler is not None, "stages are timed in the step's own process"
         counter = {"rows": rows}
         self.sampler.reset()
         start = time.perf_counter()
         yield counter
         seconds = time.perf_counter() - start
-        done = Stage(name, round(seconds, 3), counter["rows"], self.sampler.peak_mb())
-        self.done.append(done)
-        self.report(done)
+        self.done.append(Stage(name, round(seconds, 3), counter["rows"], self.sampler.peak_mb()))
 
-    def step(self, step: Callable[..., Any], *args: Any) -> Any:
-        """Run `step(stages, *args)` as Dagster runs a step: in a fresh process of its own, which opens the
-        ledger and closes it. Its stages' time and memory are that process's and its workers'."""
+
+class _Steps:
+    """The week's steps, each run as Dagster runs a step: in a fresh process of its own, which opens the
+    ledger and closes it. Their stages' time and memory are that process's and its workers'."""
+
+    def __init__(self, report: Callable[[Stage], None]) -> None:
+        self.report = report
+        self.done: list[Stage] = []
+
+    def run(self, step: Callable[..., Any], *args: Any) -> Any:
+        """`step(stages, *args)` in its own process; its stages are reported and kept, its result returned."""
         context = multiprocessing.get_context("spawn")
         with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
             done, result = pool.submit(_own_process, step, *args).result()
@@ -304,12 +310,12 @@ class _Stages:
 
 def _own_process(step: Callable[..., Any], *args: Any) -> tuple[list[Stage], Any]:
     with MemorySampler() as sampler:
-        stages = _Stages(sampler, lambda _stage: None)
+        stages = _Stages(sampler)
         result = step(stages, *args)
     return stages.done, result
 
 
-# The steps, each as its asset or command runs it, each timed in its own process (see `_Stages.step`).
+# The steps, each as its asset or command runs it, each timed in its own process (see `_Steps`).
 
 
 def _take_in(stages: _Stages, home: Home, path: Path) -> None:
@@ -373,14 +379,14 @@ def run_bench(
          f"in {time.perf_counter() - started:.1f} s")  # fmt: skip
     os.sync()  # the shop's files are on disk before the intake reads them, as uploaded files are
 
-    stages = _Stages(None, report)
+    steps = _Steps(report)
     for path in discover([home.shop_inbox]):
-        stages.step(_take_in, home, path)
-    stages.step(_nightly, home, monday)
-    collections = stages.step(_write_files, "collection", home, bank, window, now)
-    stages.step(_release, "collection", home, collections["file_name"].to_list())
-    payouts = stages.step(_write_files, "payout", home, bank, window, now)
-    stages.step(_release, "payout", home, payouts["file_name"].to_list())
+        steps.run(_take_in, home, path)
+    steps.run(_nightly, home, monday)
+    collections = steps.run(_write_files, "collection", home, bank, window, now)
+    steps.run(_release, "collection", home, collections["file_name"].to_list())
+    payouts = steps.run(_write_files, "payout", home, bank, window, now)
+    steps.run(_release, "payout", home, payouts["file_name"].to_list())
 
     booking_date = payouts["requested_on"][0] if payouts.height else monday
     with open_ledger(home.ledger) as con:
@@ -394,7 +400,7 @@ def run_bench(
 
     policy = ReturnPolicy(charges_to=bank.return_charges_to, represent_once=bank.represent_am04_once)
     for label, path in (("reconcile", notification), ("statement", statement)):
-        stages.step(_reconcile, label, home, path, entries.height, policy)
+        steps.run(_reconcile, label, home, path, entries.height, policy)
 
     with open_ledger(home.ledger) as con:
         checks = _checks(con, refunds)
@@ -415,16 +421,16 @@ def run_bench(
         "camt053_mb": round(statement.stat().st_size / 1024**2, 1),
         "ledger_mb": round(home.ledger.stat().st_size / 1024**2, 1),
     }
-    done = {s.name: s for s in stages.done}
+    done = {s.name: s for s in steps.done}
     result = BenchResult(
         refunds=refunds,
         merchants=counts["merchants"],
         intake_seconds=done["intake"].seconds,
-        weekly_seconds=stages.seconds("collection_files", "collection_release", "payout_files", "payout_release"),
-        reconcile_seconds=stages.seconds("reconcile_read", "reconcile_book"),
-        statement_seconds=stages.seconds("statement_read", "statement_book"),
-        peak_mb=max(s.peak_mb for s in stages.done),
-        stages=[asdict(s) | {"rows_per_second": round(s.rows_per_second)} for s in stages.done],
+        weekly_seconds=steps.seconds("collection_files", "collection_release", "payout_files", "payout_release"),
+        reconcile_seconds=steps.seconds("reconcile_read", "reconcile_book"),
+        statement_seconds=steps.seconds("statement_read", "statement_book"),
+        peak_mb=max(s.peak_mb for s in steps.done),
+        stages=[asdict(s) | {"rows_per_second": round(s.rows_per_second)} for s in steps.done],
         baselines={},
         written=written,
         checks=checks,
