@@ -23,7 +23,7 @@ import polars as pl
 from lxml import etree
 
 from sepa.bank_lines import COLUMNS, RowBuffer, empty_row, read_amount, to_date
-from sepa.camt_columns import EntryColumns, Plan, plan_for
+from sepa.camt_columns import RETURN_SUBFAMILIES, EntryColumns, Plan, plan_for
 from sepa.iban import iban_problem, normalise_iban
 from sepa.safe_xml import (
     FlatView,
@@ -43,7 +43,6 @@ ViewLike = View | FlatView
 STATEMENT_TAGS = frozenset({"Stmt", "Rpt", "Ntfctn"})
 NOT_PROVIDED = "NOTPROVIDED"
 # Sub-families that book a return or reversal: their AddtlNtryInf may be the only reason given.
-_RETURN_SUBFAMILIES = frozenset({"RRTN", "UPDD", "PRDD", "RPCR"})
 _OPENING = ("OPBD", "PRCD")  # opening booked, else the previous closing booked
 _CLOSING = ("CLBD",)
 MAX_NOTES = 200
@@ -479,7 +478,7 @@ def _detail_row(
 
 
 def _is_return(code: str | None) -> bool:
-    return code is not None and code[code.rfind("/") + 1 :] in _RETURN_SUBFAMILIES
+    return code is not None and code[code.rfind("/") + 1 :] in RETURN_SUBFAMILIES
 
 
 def _transaction_code(own: str | None, entry: str | None) -> str | None:

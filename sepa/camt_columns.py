@@ -46,7 +46,8 @@ _DETAIL_PATHS = frozenset(
         *(f"RltdPties/{party}Acct{end}" for party in ("Dbtr", "Cdtr") for end in _ACCOUNT),
     }
 )  # fmt: skip
-_RETURN_SUBFAMILIES = ["RRTN", "UPDD", "PRDD", "RPCR"]  # as `sepa.camt._RETURN_SUBFAMILIES`
+# ISO bank transaction sub-families that are returns (reversals of a payment or a debit).
+RETURN_SUBFAMILIES = frozenset({"RRTN", "UPDD", "PRDD", "RPCR"})
 _PLAIN_AMOUNT = r"^[0-9]{1,16}(?:\.[0-9]{1,2})?$"  # as `sepa.bank_lines._PLAIN_RE`
 _PLAIN_DAY = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 _NOT_PROVIDED = "NOTPROVIDED"
@@ -129,7 +130,7 @@ def _row_expressions(entry: Part, detail: Part, columns: _Columns, amount_group:
         )
 
     def is_return(code_: pl.Expr) -> pl.Expr:
-        return code_.str.split("/").list.last().is_in(_RETURN_SUBFAMILIES).fill_null(False)
+        return code_.str.split("/").list.last().is_in(sorted(RETURN_SUBFAMILIES)).fill_null(False)
 
     def reference(path: str) -> pl.Expr:
         if path not in detail.positions:
