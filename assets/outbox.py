@@ -34,7 +34,7 @@ from ledger.payment_files import (
     next_seq,
     payable_refunds,
     plan_collections,
-    record_collection_file,
+    record_collection_files,
     record_payout_files,
     release_files,
 )
@@ -95,7 +95,7 @@ def write_collection_files(
     names = _write_in_files(
         con, home, bank, window, COLLECTION, collections, version=bank.pain008_version, on=when, build=build,
         prepared_by=prepared_by,
-        record=lambda written: [record_collection_file(con, f, part, covered) for f, part in written],
+        record=lambda written: record_collection_files(con, written, covered),
     )  # fmt: skip
     return RunFiles(_registry(con, names), skipped)
 

@@ -276,15 +276,38 @@ def record_collection_file(
     collection_refunds: pl.DataFrame,
 ) -> None:
     """Record a written pain.008 with its collections, in one transaction. Moves no money."""
+    record_collection_files(con, [(payment_file, collections)], collection_refunds)
+
+
+def record_collection_files(
+    con: duckdb.DuckDBPyConnection,
+    written: list[tuple[PaymentFile, pl.DataFrame]],
+    collection_refunds: pl.DataFrame,
+) -> None:
+    """Record a run's written pain.008 files, each with its collections, together in one transaction: one
+    insert per table for the run, not one per file. `collection_refunds` says which refunds each collection
+    covers (it may name collections of other files). Moves no money."""
+    if not written:
+        return
     with transaction(con):
-        _insert_files(con, [payment_file])
+        _insert_files(con, [payment_file for payment_file, _collections in written])
+        collections = pl.concat(
+            [
+                part.select(
+                    "collection_id", "merchant_id", "mandate_id", "sequence_type", "collection_date",
+                    "refunds_cents", "fee_cents", "amount_cents",
+                ).with_columns(
+                    pl.lit(f.window.partition_key).alias("partition_key"), pl.lit(f.window.run_label).alias("run_label")
+                )
+                for f, part in written
+            ]
+        )  # fmt: skip
         run_with_frames(
             con,
             "INSERT INTO collections (collection_id, merchant_id, partition_key, run_label, mandate_id, "
             "sequence_type, collection_date, refunds_cents, fee_cents, amount_cents, status, created_at) "
-            "SELECT collection_id, merchant_id, ?, ?, mandate_id, sequence_type, collection_date, refunds_cents, "
-            "fee_cents, amount_cents, 'in_file', current_timestamp FROM c",
-            [payment_file.window.partition_key, payment_file.window.run_label],
+            "SELECT collection_id, merchant_id, partition_key, run_label, mandate_id, sequence_type, "
+            "collection_date, refunds_cents, fee_cents, amount_cents, 'in_file', current_timestamp FROM c",
             c=collections,
         )
         run_with_frames(
