@@ -24,6 +24,7 @@ from lxml import etree
 
 from sepa.bank_lines import COLUMNS, RowBuffer, empty_row, read_amount, to_date
 from sepa.camt_columns import RETURN_SUBFAMILIES, EntryColumns, Plan, plan_for
+from sepa.camt_skim import Skimmed, Skimmer
 from sepa.iban import iban_problem, normalise_iban
 from sepa.safe_xml import (
     FlatView,
@@ -46,6 +47,7 @@ NOT_PROVIDED = "NOTPROVIDED"
 _OPENING = ("OPBD", "PRCD")  # opening booked, else the previous closing booked
 _CLOSING = ("CLBD",)
 MAX_NOTES = 200
+SKIM_ENTRIES = True  # plain entries of known structures are read from their text (`sepa.camt_skim`)
 KEPT_ENTRIES = 4_096  # entries read column-wise together: their elements are kept until then
 _PLACEHOLDER = "\x00"  # the reference base of the other process's entries of the split statement (no XML text)
 
@@ -566,6 +568,16 @@ class _Reading:
         self.state: _State | None = None
         self.readers = _Readers()
         self.kept = EntryColumns()  # entries of the current statement waiting to be read column-wise
+        self.skimmer: Skimmer | None = None
+
+    def skim(self, handle: Any) -> Skimmer | Any:
+        """The file as the parser should read it: plain entries of known structures read from their text
+        (unless `SKIM_ENTRIES` is off: then the file as it is)."""
+        if not SKIM_ENTRIES:
+            return handle
+        readers = self.readers
+        self.skimmer = Skimmer(handle, readers.entries, readers.plan, lambda shape: readers.plan(shape).amount_at)  # type: ignore[union-attr]
+        return self.skimmer
 
     def _begin(self, node: etree._Element | None) -> _State:
         state = _State.begin(node, self.statements_before + len(self.statements) + 1)
@@ -585,6 +597,14 @@ class _Reading:
                     self.statements.append(state.finish())
                 state = self.state = self._begin(parent)
             state.entries += 1
+            skimmed = self.skimmer.take(element) if self.skimmer is not None else None
+            if skimmed is not None:
+                self.kept.add(self.readers.plan(skimmed.shape), skimmed.groups, skimmed, state.entries,  # type: ignore[arg-type]
+                              skimmed.currency)  # fmt: skip
+                if len(self.kept) < KEPT_ENTRIES:
+                    return False  # released as a parsed entry would be, with its statement's header kept
+                self.read_kept()
+                return True
             found = self.readers.match(element)
             plan = self.readers.plan(found[0]) if found is not None else None
             if plan is not None:
@@ -629,6 +649,8 @@ class _Reading:
             try:
                 for position in unread:
                     element, state.entries = kept.entries[position]  # the number it had when it was met
+                    if isinstance(element, Skimmed):
+                        element = element.element()
                     rows = _entry_rows(element, state, self.message_type, self.message_id, self.notes)
                     self._add(rows, slow)
                     at.extend([position] * len(rows))
@@ -672,7 +694,7 @@ def read_camt(
             return done
     reading = _Reading(message_type, buffer, notes)
     # End events only (half the events of start+end): a statement is recognised by its first entry's parent.
-    events = stream(source, _TAGS, events=("end",))
+    events = stream(source, _TAGS, events=("end",), wrap=reading.skim)
     try:
         for _event, element in events:
             tag = element.tag

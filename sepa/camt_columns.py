@@ -260,9 +260,11 @@ class EntryColumns:
     def __len__(self) -> int:
         return len(self.entries)
 
-    def add(self, plan: Plan, groups: tuple[str, ...], element: Any, counter: int) -> None:
-        """Keep an entry of `plan`'s structure, `counter` its number in its statement."""
-        currency = _at(element, plan.amount_at).get("Ccy")
+    def add(self, plan: Plan, groups: tuple[str, ...], element: Any, counter: int, currency: str | None = None) -> None:
+        """Keep an entry of `plan`'s structure, `counter` its number in its statement; its amount's currency
+        is read from the element unless given."""
+        if currency is None:
+            currency = _at(element, plan.amount_at).get("Ccy")
         self._kept.setdefault(plan, []).append((len(self.entries), counter, currency, *plan.take(groups)))
         self.entries.append((element, counter))
 

@@ -34,17 +34,13 @@ from lxml import etree
 
 from sepa.bank_lines import RowBuffer
 from sepa.camt import _PLACEHOLDER, _TAGS, STATEMENT_TAGS, Statement, _Reading, _State, _Unsure
+from sepa.camt_skim import is_utf8_document
 from sepa.safe_xml import BankFileError, Source, local_name, release, stream_handle
 
 SPLIT_MIN_BYTES = 64 * 1024**2  # smaller files are read faster than a process starts (~1 s)
 _SPLIT_AT = 0.49  # where to look for an entry, as a share of the file: this process also makes the frame
 _SPLIT_WINDOW = 4 * 1024**2  # bytes searched for an entry start tag first on its line
 _WORKER = "from sepa.camt_split import _split_worker; _split_worker()"
-_DECLARATION = re.compile(
-    rb"<\?xml[ \t\r\n]+version[ \t\r\n]*=[ \t\r\n]*([\"'])1\.0\1"
-    rb"(?:[ \t\r\n]+encoding[ \t\r\n]*=[ \t\r\n]*([\"'])(?i:utf-8)\2)?"
-    rb"(?:[ \t\r\n]+standalone[ \t\r\n]*=[ \t\r\n]*([\"'])(?:yes|no)\3)?[ \t\r\n]*\?>"
-)
 
 
 def may_split(source: Source) -> bool:
@@ -59,12 +55,7 @@ def may_split(source: Source) -> bool:
 def _utf8(fd: int) -> bool:
     """Whether the file is an XML 1.0 document declared (or taken) as UTF-8, as the other process's part is:
     declared in another encoding, the second part could read differently."""
-    head = os.pread(fd, 512, 0)
-    if head.startswith(b"\xef\xbb\xbf"):
-        head = head[3:]
-    if head.startswith(b"<?xml"):
-        return _DECLARATION.match(head) is not None
-    return head[:1] == b"<" and head[1:2] not in (b"", b"\x00")
+    return is_utf8_document(os.pread(fd, 512, 0))
 
 
 def read_split(
@@ -81,7 +72,7 @@ def read_split(
             if not _utf8(raw.fileno()):
                 return None
             handle = _Limited(raw)
-            events = stream_handle(name, handle, _TAGS, ("end",))  # type: ignore[arg-type]
+            events = stream_handle(name, reading.skim(handle), _TAGS, ("end",))  # type: ignore[arg-type]
             try:
                 for _event, element in events:
                     tag = element.tag
@@ -343,7 +334,7 @@ def _split_worker() -> None:
         state = _State(**task["state"], placeholder=True)
         # The reading process's own open file (the same file whatever happens to its name), read at offsets.
         joined = _Joined(task["prologue"], _Positional(task["fd"], task["offset"]))
-        for _event, element in stream_handle("<part>", joined, _TAGS, ("end",)):  # type: ignore[arg-type]
+        for _event, element in stream_handle("<part>", reading.skim(joined), _TAGS, ("end",)):  # type: ignore[arg-type]
             tag = element.tag
             local = tag[tag.find("}") + 1 :]
             if state.node is None:  # the first to end is the entry at the offset, in the statement

@@ -15,10 +15,10 @@ from __future__ import annotations
 import io
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from lxml import etree
 
@@ -141,15 +141,19 @@ def sniff(source: Source) -> Sniffed:
 
 
 def stream(
-    source: Source, tags: list[str], events: tuple[str, ...] = ("start", "end")
+    source: Source,
+    tags: list[str],
+    events: tuple[str, ...] = ("start", "end"),
+    wrap: Callable[[IO[bytes]], Any] | None = None,
 ) -> Iterator[tuple[str, etree._Element]]:
     """(event, element) for elements with these local names, parsed safely; errors become BankFileError.
 
-    The caller is expected to clear what it has read (see `release`) so memory stays bounded.
+    The caller is expected to clear what it has read (see `release`) so memory stays bounded. `wrap`, if
+    given, makes of the open file what the parser reads (anything with `read`).
     """
     name = source_name(source)
     with _open(source) as handle:
-        yield from stream_handle(name, handle, tags, events)
+        yield from stream_handle(name, wrap(handle) if wrap is not None else handle, tags, events)
 
 
 def stream_handle(
@@ -284,6 +288,7 @@ def _index(
 _SKELETON_TEXT = re.compile(r">[^<]+<")
 _SKELETON_ATTRIBUTE = re.compile(r'="[^"]*"')
 _SKELETON_TAG = re.compile(r'<(/?)([^\s/<>="!?]+)((?: [^\s/<>="]+="")*)(/?)>')
+_TEXT_GROUP = "([^<]*)"
 _MAX_SHAPES = 128  # structures compiled per file: a hostile file may invent any number of them
 _MAX_SKELETON = 8_000  # characters of structure: beyond, compiling costs more than it saves
 
@@ -304,11 +309,33 @@ class Shape:
     """A compiled structure: its pattern, the view of the element and those of the elements at `split`
     (their positions and parts: by path, the element positions and the groups of their texts)."""
 
-    __slots__ = ("parts", "pattern")
+    __slots__ = ("_pieces", "_starts", "parts", "pattern")
 
-    def __init__(self, pattern: re.Pattern[str], parts: list[tuple[tuple[int, ...], Part]]) -> None:
+    def __init__(
+        self,
+        pattern: re.Pattern[str],
+        parts: list[tuple[tuple[int, ...], Part]],
+        pieces: list[str],
+        starts: dict[tuple[int, ...], int],
+    ) -> None:
         self.pattern = pattern
         self.parts = parts
+        self._pieces = pieces  # the pattern, piece by piece
+        self._starts = starts  # element position -> the piece of its start tag
+
+    def capturing(self, position: tuple[int, ...], attribute: str) -> tuple[re.Pattern[str], int] | None:
+        """The pattern for source text (not serialised by lxml): attribute values may not hold `<`, a tab
+        or a newline (which the serialiser would have escaped or the parser normalised), and the value of
+        `attribute` of the element at `position` is captured too, as the group at the index returned (the
+        text groups keep their order around it). None when that element has no such attribute."""
+        at = self._starts.get(position)
+        wanted = f" {re.escape(attribute)}=" if attribute.isalnum() else None
+        if at is None or wanted is None or f'{wanted}"[^"]*"' not in self._pieces[at]:
+            return None
+        plain = [piece.replace('="[^"]*"', '="[^"<\t\n]*"') for piece in self._pieces]
+        plain[at] = plain[at].replace(f'{wanted}"[^"<\t\n]*"', f'{wanted}"([^"<\t\n]*)"', 1)
+        before = sum(piece == _TEXT_GROUP for piece in self._pieces[:at])
+        return re.compile("".join(plain)), before
 
 
 class FlatView:
@@ -365,6 +392,12 @@ class ShapeCache:
         self._split = split
         self._shapes: dict[str, Shape | None] = {}
         self._last: Shape | None = None
+        self.head: str | None = None  # the start tag the serialiser gave the last element matched
+
+    def known(self, text: str) -> Shape | None:
+        """The structure already compiled that `text` (an element as text) would have, if any; whether it
+        matches is for the caller to check. Compiles nothing."""
+        return self._shapes.get(_SKELETON_ATTRIBUTE.sub('=""', _SKELETON_TEXT.sub("><", text)))
 
     def views(self, element: etree._Element) -> tuple[FlatView, list[tuple[tuple[int, ...], FlatView]]] | None:
         found = self.match(element)
@@ -390,6 +423,7 @@ class ShapeCache:
             if match is None:
                 return None
             self._last = shape
+            self.head = serialised[: serialised.find(">") + 1]
         return shape, match.groups()
 
 
@@ -409,6 +443,7 @@ def _compile(skeleton: str, stop: frozenset[str], split: str) -> Shape | None:
     if len(skeleton) > _MAX_SKELETON:
         return None
     pattern: list[str] = []
+    starts: dict[tuple[int, ...], int] = {}
     # Per element in document order: local name, position, parent index, text group (None if empty), children.
     names: list[str] = []
     positions: list[tuple[int, ...]] = []
@@ -436,6 +471,7 @@ def _compile(skeleton: str, stop: frozenset[str], split: str) -> Shape | None:
                 return None  # a second root
             else:
                 position = ()
+            starts[position] = len(pattern)
             pattern.append(re.escape(match.group(0)).replace('=""', '="[^"]*"'))
             names.append(name)
             positions.append(position)
@@ -445,7 +481,7 @@ def _compile(skeleton: str, stop: frozenset[str], split: str) -> Shape | None:
             else:
                 group_count += 1
                 groups.append(group_count)
-                pattern.append("([^<]*)")
+                pattern.append(_TEXT_GROUP)
                 open_stack.append(len(names) - 1)
                 continue
         if open_stack:
@@ -476,4 +512,4 @@ def _compile(skeleton: str, stop: frozenset[str], split: str) -> Shape | None:
     for position in root_part.positions.get(split, ()):
         index = positions.index(position)
         parts.append((position, part_of(index, frozenset())))
-    return Shape(re.compile("".join(pattern)), parts)
+    return Shape(re.compile("".join(pattern)), parts, pattern, starts)

@@ -1,0 +1,208 @@
+"""Plain camt entries read from their bytes, before libxml2 sees them: `sepa.camt`'s helper for large files.
+
+libxml2 builds a tree of every entry (about 45 elements), and the reader then serialises it to match its
+structure (`ShapeCache`): about two thirds of what an entry costs. Once an entry of a structure has been
+read that way, `Skimmer` (the file as the parser reads it) finds the next entries of that structure in the
+bytes and matches their text directly, with the structure's own pattern. libxml2 is handed, in place of
+each entry so read, an empty `<Ntry>` with a marker attribute and as many line breaks as the entry had: it
+still parses the whole document (every statement, every other element, the order of entries) and counts
+the same lines. An entry is read this way only when nothing about its text could read differently through
+libxml2:
+  - the document is UTF-8 (declared, or without a declaration), and no comment, CDATA section, processing
+    instruction or DOCTYPE has been met so far (their content is not markup: the scan stops for good);
+  - the entry is `<Ntry>...</Ntry>` with no prefix and no attribute on `Ntry`, decodes as UTF-8, and holds
+    no `&` (entities), no carriage return (line ends are normalised), no `]` (a `]]>` is an error), no
+    control character and no byte 0xEF (U+FFFE and U+FFFF are not XML characters);
+  - its text matches, in full, the pattern of a structure already met that is read column-wise, with
+    attribute values free of `<`, tabs and newlines (the parser would refuse or normalise them).
+Anything else is handed to libxml2 unchanged and read as before. The marker carries a random token, so a
+file cannot name an entry it did not contain.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Callable
+from typing import IO, Any
+
+from lxml import etree
+
+from sepa.safe_xml import _SAFE_OPTIONS, Shape, ShapeCache
+
+# An XML declaration of version 1.0 that leaves the encoding UTF-8 (the default, or named).
+DECLARATION = re.compile(
+    rb"<\?xml[ \t\r\n]+version[ \t\r\n]*=[ \t\r\n]*([\"'])1\.0\1"
+    rb"(?:[ \t\r\n]+encoding[ \t\r\n]*=[ \t\r\n]*([\"'])(?i:utf-8)\2)?"
+    rb"(?:[ \t\r\n]+standalone[ \t\r\n]*=[ \t\r\n]*([\"'])(?:yes|no)\3)?[ \t\r\n]*\?>"
+)
+_START = b"<Ntry>"
+_END = b"</Ntry>"
+_READ = 64 * 1024  # bytes read from the file at a time: a split (`sepa.camt_split`) must not be read past
+_MAX_ENTRY = 64 * 1024  # an entry longer than this is left to libxml2
+_UNSAFE = bytes(sorted({*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x20), *b"&\r]", 0xEF}))
+_SAFE = bytes(b for b in range(256) if b not in _UNSAFE)  # deleted by `translate`: what is left is unsafe
+
+
+def is_utf8_document(head: bytes) -> bool:
+    """Whether a document starting with `head` is XML 1.0 declared (or taken) as UTF-8."""
+    if head.startswith(b"\xef\xbb\xbf"):
+        head = head[3:]
+    if head.startswith(b"<?xml"):
+        return DECLARATION.match(head) is not None
+    return head[:1] == b"<" and head[1:2] not in (b"", b"\x00")
+
+
+class Skimmed:
+    """An entry read from its text: its structure, texts and currency, and where it was."""
+
+    __slots__ = ("currency", "groups", "line", "shape", "text")
+
+    def __init__(self, shape: Shape, groups: tuple[str, ...], currency: str, text: str, line: int) -> None:
+        self.shape = shape
+        self.groups = groups
+        self.currency = currency
+        self.text = text  # from `<Ntry` on, with the namespaces of the entries' serialisation
+        self.line = line
+
+    def element(self) -> etree._Element:
+        """The entry parsed on its own, its lines numbered as in the file (for messages that name them)."""
+        parser = etree.XMLParser(remove_blank_text=True, **_SAFE_OPTIONS)
+        return etree.fromstring(("\n" * (self.line - 1) + self.text).encode(), parser)
+
+
+class Skimmer:
+    """The file as the parser reads it, with the plain entries of known structures taken out (see above).
+
+    `shapes` are the entries' structures met so far, `plan(shape)` says whether a structure is read
+    column-wise, `currency_at(shape)` where its amount is, `line` the line the file starts on."""
+
+    def __init__(
+        self,
+        raw: IO[bytes] | Any,
+        shapes: ShapeCache,
+        plan: Callable[[Shape], Any],
+        currency_at: Callable[[Shape], tuple[int, ...]],
+        line: int = 1,
+    ) -> None:
+        self._raw = raw
+        self._shapes = shapes
+        self._plan = plan
+        self._currency_at = currency_at
+        self.attribute = f"skim{secrets.token_hex(8)}"
+        self._pending = b""  # read, not yet handed on
+        self._out = bytearray()  # handed on, read by the parser up to `_at`
+        self._at = 0
+        self._line = line  # the line at the start of `_pending`
+        self._eof = False
+        self._on: bool | None = None  # unknown until the document's first bytes are seen
+        self._last_byte = b""
+        self._patterns: dict[Shape, tuple[Any, int] | None] = {}
+        self._current: tuple[Shape, Any, int] | None = None
+        self._found: dict[str, Skimmed] = {}
+        self._count = 0
+
+    def take(self, element: etree._Element) -> Skimmed | None:
+        """The entry read from its text that `element` stands for, or None for an entry libxml2 read."""
+        key = element.get(self.attribute)
+        return None if key is None else self._found.pop(key, None)
+
+    def read(self, size: int = -1) -> bytes:
+        while not self._eof and (size < 0 or len(self._out) - self._at < size):
+            self._more()
+        end = len(self._out) if size < 0 else min(len(self._out), self._at + size)
+        data = bytes(self._out[self._at : end])
+        self._at = end
+        if self._at >= _READ:  # what was read is dropped now and then, not at every read
+            del self._out[: self._at]
+            self._at = 0
+        return data
+
+    def _more(self) -> None:
+        data = self._raw.read(_READ)
+        if not data:
+            self._eof = True
+            self._hand_on(self._pending)
+            self._pending = b""
+            return
+        seen = data
+        if self._on is None:
+            self._on = is_utf8_document(data[:512])
+            declaration = DECLARATION.match(data[3:] if data.startswith(b"\xef\xbb\xbf") else data)
+            if declaration:
+                seen = data[declaration.end() + (3 if data.startswith(b"\xef\xbb\xbf") else 0) :]
+        if self._on and (b"<!" in seen or b"<?" in seen or (self._last_byte == b"<" and seen[:1] in (b"!", b"?"))):
+            self._on = False  # a comment, CDATA, PI or DOCTYPE: what looks like markup may not be
+        self._last_byte = data[-1:]
+        self._pending += data
+        self._scan()
+
+    def _scan(self) -> None:
+        pending, at = self._pending, 0
+        while self._on:
+            start = pending.find(_START, at)
+            if start < 0:
+                break
+            end = pending.find(_END, start)
+            if end < 0:
+                if len(pending) - start <= _MAX_ENTRY:
+                    break  # the rest of it is still to be read
+                self._hand_on(pending[at : start + len(_START)])  # too long: left to libxml2
+                at = start + len(_START)
+                continue
+            end += len(_END)
+            span = pending[start:end]
+            self._hand_on(pending[at:start])
+            skimmed = self._skim(span)
+            if skimmed is None:
+                self._hand_on(pending[start:end])
+            else:
+                key = str(self._count)
+                self._count += 1
+                self._found[key] = skimmed
+                breaks = span.count(b"\n")  # type: ignore[union-attr]
+                self._out += b'<Ntry %s="%s"%s/>' % (self.attribute.encode(), key.encode(), b"\n" * breaks)
+                self._line += breaks
+            at = end
+        if not self._on:
+            self._hand_on(pending[at:])
+            self._pending = b""
+            return
+        start = pending.find(_START, at)
+        keep = start if start >= 0 else max(at, len(pending) - len(_START) + 1)
+        self._hand_on(pending[at:keep])
+        self._pending = pending[keep:]
+
+    def _hand_on(self, data: bytes) -> None:
+        self._out += data
+        self._line += data.count(b"\n")
+
+    def _skim(self, span: bytes) -> Skimmed | None:
+        head = self._shapes.head
+        if head is None or span.translate(None, _SAFE):
+            return None
+        try:
+            text = head + span[len(_START) :].decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        match = None
+        if self._current is not None:
+            shape, pattern, at = self._current
+            match = pattern.fullmatch(text)
+        if match is None:
+            known = self._shapes.known(text)
+            capture = self._capture(known) if known is not None else None
+            if capture is None:
+                return None
+            shape, pattern, at = self._current = (known, *capture)  # type: ignore[misc]
+            match = pattern.fullmatch(text)
+            if match is None:
+                return None
+        groups = match.groups()
+        return Skimmed(shape, groups[:at] + groups[at + 1 :], groups[at], text, self._line)
+
+    def _capture(self, shape: Shape) -> tuple[Any, int] | None:
+        if shape not in self._patterns:
+            plain = self._plan(shape) is not None  # read column-wise
+            self._patterns[shape] = shape.capturing(self._currency_at(shape), "Ccy") if plain else None
+        return self._patterns[shape]
