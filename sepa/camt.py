@@ -596,15 +596,18 @@ class _Reading:
                 if state is not None:  # entries of an enclosing element that was not a statement
                     self.statements.append(state.finish())
                 state = self.state = self._begin(parent)
+            run = self.skimmer.take(element) if self.skimmer is not None else None
+            if run is not None:
+                released = False
+                for skimmed in run:
+                    state.entries += 1
+                    self.kept.add(self.readers.plan(skimmed.shape), skimmed.groups, skimmed, state.entries,  # type: ignore[arg-type]
+                                  skimmed.currency)  # fmt: skip
+                    released = len(self.kept) >= KEPT_ENTRIES
+                    if released:
+                        self.read_kept()
+                return released  # as parsed entries would be: kept until read, with their statement's header
             state.entries += 1
-            skimmed = self.skimmer.take(element) if self.skimmer is not None else None
-            if skimmed is not None:
-                self.kept.add(self.readers.plan(skimmed.shape), skimmed.groups, skimmed, state.entries,  # type: ignore[arg-type]
-                              skimmed.currency)  # fmt: skip
-                if len(self.kept) < KEPT_ENTRIES:
-                    return False  # released as a parsed entry would be, with its statement's header kept
-                self.read_kept()
-                return True
             found = self.readers.match(element)
             plan = self.readers.plan(found[0]) if found is not None else None
             if plan is not None:

@@ -42,6 +42,7 @@ _READ = 64 * 1024  # bytes read from the file at a time: a split (`sepa.camt_spl
 _MAX_ENTRY = 64 * 1024  # an entry longer than this is left to libxml2
 _UNSAFE = bytes(sorted({*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x20), *b"&\r]", 0xEF}))
 _SAFE = bytes(b for b in range(256) if b not in _UNSAFE)  # deleted by `translate`: what is left is unsafe
+_BLANK = b" \t\n"  # between two entries of a run: what the parser drops as blank (a carriage return counts lines)
 
 
 def is_utf8_document(head: bytes) -> bool:
@@ -99,11 +100,11 @@ class Skimmer:
         self._last_byte = b""
         self._patterns: dict[Shape, tuple[Any, int] | None] = {}
         self._current: tuple[Shape, Any, int] | None = None
-        self._found: dict[str, Skimmed] = {}
+        self._found: dict[str, list[Skimmed]] = {}
         self._count = 0
 
-    def take(self, element: etree._Element) -> Skimmed | None:
-        """The entry read from its text that `element` stands for, or None for an entry libxml2 read."""
+    def take(self, element: etree._Element) -> list[Skimmed] | None:
+        """The entries read from their text that `element` stands for, or None for an entry libxml2 read."""
         key = element.get(self.attribute)
         return None if key is None else self._found.pop(key, None)
 
@@ -139,6 +140,8 @@ class Skimmer:
 
     def _scan(self) -> None:
         pending, at = self._pending, 0
+        run: list[Skimmed] = []  # entries read from their text, one after the other: one marker for all
+        breaks = 0  # the line breaks of the run, and of the blanks between its entries
         while self._on:
             start = pending.find(_START, at)
             if start < 0:
@@ -147,23 +150,30 @@ class Skimmer:
             if end < 0:
                 if len(pending) - start <= _MAX_ENTRY:
                     break  # the rest of it is still to be read
+                self._close(run, breaks)
+                run, breaks = [], 0
                 self._hand_on(pending[at : start + len(_START)])  # too long: left to libxml2
                 at = start + len(_START)
                 continue
             end += len(_END)
-            span = pending[start:end]
-            self._hand_on(pending[at:start])
-            skimmed = self._skim(span)
+            span, gap = pending[start:end], pending[at:start]
+            joins = bool(run) and not gap.translate(None, _BLANK)  # only blanks since the run's last entry
+            if not joins:
+                self._close(run, breaks)
+                run, breaks = [], 0
+                self._hand_on(gap)
+            skimmed = self._skim(span, self._line + (breaks + gap.count(b"\n") if joins else 0))
             if skimmed is None:
-                self._hand_on(pending[start:end])
+                self._close(run, breaks)
+                run, breaks = [], 0
+                if joins:
+                    self._hand_on(gap)
+                self._hand_on(span)
             else:
-                key = str(self._count)
-                self._count += 1
-                self._found[key] = skimmed
-                breaks = span.count(b"\n")  # type: ignore[union-attr]
-                self._out += b'<Ntry %s="%s"%s/>' % (self.attribute.encode(), key.encode(), b"\n" * breaks)
-                self._line += breaks
+                run.append(skimmed)
+                breaks += (gap.count(b"\n") if joins else 0) + span.count(b"\n")
             at = end
+        self._close(run, breaks)
         if not self._on:
             self._hand_on(pending[at:])
             self._pending = b""
@@ -173,11 +183,21 @@ class Skimmer:
         self._hand_on(pending[at:keep])
         self._pending = pending[keep:]
 
+    def _close(self, run: list[Skimmed], breaks: int) -> None:
+        """Hand on the marker of a run of entries read from their text, as many lines long as they were."""
+        if not run:
+            return
+        key = str(self._count)
+        self._count += 1
+        self._found[key] = run
+        self._out += b'<Ntry %s="%s"%s/>' % (self.attribute.encode(), key.encode(), b"\n" * breaks)
+        self._line += breaks
+
     def _hand_on(self, data: bytes) -> None:
         self._out += data
         self._line += data.count(b"\n")
 
-    def _skim(self, span: bytes) -> Skimmed | None:
+    def _skim(self, span: bytes, line: int) -> Skimmed | None:
         head = self._shapes.head
         if head is None or span.translate(None, _SAFE):
             return None
@@ -199,7 +219,7 @@ class Skimmer:
             if match is None:
                 return None
         groups = match.groups()
-        return Skimmed(shape, groups[:at] + groups[at + 1 :], groups[at], text, self._line)
+        return Skimmed(shape, groups[:at] + groups[at + 1 :], groups[at], text, line)
 
     def _capture(self, shape: Shape) -> tuple[Any, int] | None:
         if shape not in self._patterns:

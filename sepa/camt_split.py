@@ -38,7 +38,7 @@ from sepa.camt_skim import is_utf8_document
 from sepa.safe_xml import BankFileError, Source, local_name, release, stream_handle
 
 SPLIT_MIN_BYTES = 64 * 1024**2  # smaller files are read faster than a process starts (~1 s)
-_SPLIT_AT = 0.49  # where to look for an entry, as a share of the file: this process also makes the frame
+_SPLIT_AT = 0.53  # where to look for an entry, as a share of the file: the other also sends its rows over
 _SPLIT_WINDOW = 4 * 1024**2  # bytes searched for an entry start tag first on its line
 _WORKER = "from sepa.camt_split import _split_worker; _split_worker()"
 

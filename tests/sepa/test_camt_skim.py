@@ -78,7 +78,7 @@ def skimmed(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     def spy(self: camt_skim.Skimmer, element: object) -> object:
         found = original(self, element)  # type: ignore[arg-type]
         if found is not None:
-            counted.append(1)
+            counted.append(len(found))
         return found
 
     monkeypatch.setattr(camt_skim.Skimmer, "take", spy)
