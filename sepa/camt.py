@@ -24,7 +24,7 @@ from lxml import etree
 
 from sepa.bank_lines import COLUMNS, RowBuffer, empty_row, read_amount, to_date
 from sepa.camt_columns import RETURN_SUBFAMILIES, EntryColumns, Plan, plan_for
-from sepa.camt_skim import Skimmed, Skimmer
+from sepa.camt_skim import Skimmed, Skimmer, parse_again
 from sepa.iban import iban_problem, normalise_iban
 from sepa.safe_xml import (
     FlatView,
@@ -649,11 +649,15 @@ class _Reading:
         frames, unread = kept.rows(statement)
         if unread:
             slow, at, counted = RowBuffer(), [], state.entries
+            skimmed = [kept.entries[p][0] for p in unread if isinstance(kept.entries[p][0], Skimmed)]
+            parsed = iter(parse_again(skimmed) if skimmed else ())
+            if skimmed and self.skimmer is not None:
+                self.skimmer.parsed_again(len(skimmed))
             try:
                 for position in unread:
                     element, state.entries = kept.entries[position]  # the number it had when it was met
                     if isinstance(element, Skimmed):
-                        element = element.element()
+                        element = next(parsed)
                     rows = _entry_rows(element, state, self.message_type, self.message_id, self.notes)
                     self._add(rows, slow)
                     at.extend([position] * len(rows))

@@ -40,6 +40,7 @@ _START = b"<Ntry>"
 _END = b"</Ntry>"
 _READ = 64 * 1024  # bytes read from the file at a time: a split (`sepa.camt_split`) must not be read past
 _MAX_ENTRY = 64 * 1024  # an entry longer than this is left to libxml2
+_MAX_PARSED_AGAIN = 32  # entries read from their text, then parsed after all, before the rest goes to libxml2
 _UNSAFE = bytes(sorted({*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x20), *b"&\r]", 0xEF}))
 _SAFE = bytes(b for b in range(256) if b not in _UNSAFE)  # deleted by `translate`: what is left is unsafe
 _BLANK = b" \t\n"  # between two entries of a run: what the parser drops as blank (a carriage return counts lines)
@@ -66,10 +67,20 @@ class Skimmed:
         self.text = text  # from `<Ntry` on, with the namespaces of the entries' serialisation
         self.line = line
 
-    def element(self) -> etree._Element:
-        """The entry parsed on its own, its lines numbered as in the file (for messages that name them)."""
-        parser = etree.XMLParser(remove_blank_text=True, **_SAFE_OPTIONS)
-        return etree.fromstring(("\n" * (self.line - 1) + self.text).encode(), parser)
+
+def parse_again(entries: list[Skimmed]) -> list[etree._Element]:
+    """Entries read from their text (in file order) parsed after all, their lines numbered as in the file
+    (for messages that name them): in one document, behind as many line breaks as came before them, so
+    the lines before are parsed once for all of them."""
+    parts = [b"<_>"]
+    line = 1
+    for entry in entries:
+        text = entry.text.encode()
+        parts += [b"\n" * (entry.line - line), text]
+        line = entry.line + text.count(b"\n")
+    parts.append(b"</_>")
+    parser = etree.XMLParser(remove_blank_text=True, **_SAFE_OPTIONS)
+    return list(etree.fromstring(b"".join(parts), parser))
 
 
 class Skimmer:
@@ -102,6 +113,15 @@ class Skimmer:
         self._current: tuple[Shape, Any, int] | None = None
         self._found: dict[str, list[Skimmed]] = {}
         self._count = 0
+        self._again = 0
+
+    def parsed_again(self, count: int) -> None:
+        """Entries read from their text had to be parsed after all (their texts are not plain): after a
+        few, the rest of the file goes to libxml2, since each batch of them costs a parse of the lines
+        before it."""
+        self._again += count
+        if self._again >= _MAX_PARSED_AGAIN:
+            self._on = False
 
     def take(self, element: etree._Element) -> list[Skimmed] | None:
         """The entries read from their text that `element` stands for, or None for an entry libxml2 read."""
