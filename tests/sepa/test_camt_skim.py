@@ -20,31 +20,10 @@ import sepa.camt_skim as camt_skim
 from sepa.bank_files import BankFile, BankFileError, read_bank_file
 from sepa.bank_messages import write_camt053, write_camt054
 from tests.sepa.test_bank_file_fuzz import ANY_EDIT, SPLICE, mutate, splice
-from tests.sepa.test_camt_fast_paths import PLAIN
+from tests.sepa.test_camt_fast_paths import PLAIN, _entries
 from tests.sepa.test_camt_reader import camt_document
 
 OWN_IBAN = "DE89370400440532013000"
-
-
-def _entries(n: int) -> pl.DataFrame:
-    i = pl.int_range(0, n, eager=True)
-    return (
-        pl.DataFrame({"i": i})
-        .with_columns(
-            entry_ref=pl.format("BR{}", pl.col("i")),
-            booking_date=pl.lit(date(2024, 5, 21)),
-            value_date=pl.lit(date(2024, 5, 22)),
-            direction=pl.when(pl.col("i") % 3 == 0).then(pl.lit("CRDT")).otherwise(pl.lit("DBIT")),
-            amount_cents=1 + (pl.col("i") * 7919) % 250_000,
-            bank_tx_code=pl.lit("PMNT/ICDT/ESCT"),
-            end_to_end_id=pl.format("RF{}-PO", pl.col("i")),
-            payment_info_id=pl.format("PI-{}", pl.col("i") // 10),
-            counterparty_name=pl.format("Kunde {} Müller", pl.col("i")),
-            counterparty_iban=pl.lit("DE02120300000000202051"),
-            remittance=pl.format("Erstattung {}", pl.col("i")),
-        )
-        .drop("i")
-    )
 
 
 def _camt054(tmp_path: Path, n: int = 80) -> bytes:
