@@ -4,9 +4,9 @@ libxml2 builds a tree of every entry (about 45 elements), and the reader then se
 structure (`ShapeCache`): about two thirds of what an entry costs. Once an entry of a structure has been
 read that way, `Skimmer` (the file as the parser reads it) finds the next entries of that structure in the
 bytes and matches their text directly, with the structure's own pattern. libxml2 is handed, in place of
-each entry so read, an empty `<Ntry>` with a marker attribute and as many line breaks as the entry had: it
-still parses the whole document (every statement, every other element, the order of entries) and counts
-the same lines. An entry is read this way only when nothing about its text could read differently through
+each run of entries so read, one empty `<Ntry>` with a marker attribute and as many line breaks as they
+had: it still parses the whole document (every statement, every other element, the order of entries) and
+counts the same lines. An entry is read this way only when nothing about its text could read differently through
 libxml2:
   - the document is UTF-8 (declared, or without a declaration), and no comment, CDATA section, processing
     instruction or DOCTYPE has been met so far (their content is not markup: the scan stops for good);
