@@ -576,7 +576,7 @@ class _Reading:
         if not SKIM_ENTRIES:
             return handle
         readers = self.readers
-        self.skimmer = Skimmer(handle, readers.entries, readers.plan, lambda shape: readers.plan(shape).amount_at)  # type: ignore[union-attr]
+        self.skimmer = Skimmer(handle, readers.entries, readers.plan)
         return self.skimmer
 
     def _begin(self, node: etree._Element | None) -> _State:

@@ -28,6 +28,7 @@ from typing import IO, Any
 
 from lxml import etree
 
+from sepa.camt_columns import Plan
 from sepa.safe_xml import _SAFE_OPTIONS, Shape, ShapeCache
 
 # An XML declaration of version 1.0 that leaves the encoding UTF-8 (the default, or named).
@@ -36,6 +37,7 @@ DECLARATION = re.compile(
     rb"(?:[ \t\r\n]+encoding[ \t\r\n]*=[ \t\r\n]*([\"'])(?i:utf-8)\2)?"
     rb"(?:[ \t\r\n]+standalone[ \t\r\n]*=[ \t\r\n]*([\"'])(?:yes|no)\3)?[ \t\r\n]*\?>"
 )
+_BOM = b"\xef\xbb\xbf"
 _START = b"<Ntry>"
 _END = b"</Ntry>"
 _READ = 64 * 1024  # bytes read from the file at a time: a split (`sepa.camt_split`) must not be read past
@@ -48,8 +50,7 @@ _BLANK = b" \t\n"  # between two entries of a run: what the parser drops as blan
 
 def is_utf8_document(head: bytes) -> bool:
     """Whether a document starting with `head` is XML 1.0 declared (or taken) as UTF-8."""
-    if head.startswith(b"\xef\xbb\xbf"):
-        head = head[3:]
+    head = head.removeprefix(_BOM)
     if head.startswith(b"<?xml"):
         return DECLARATION.match(head) is not None
     return head[:1] == b"<" and head[1:2] not in (b"", b"\x00")
@@ -87,20 +88,19 @@ class Skimmer:
     """The file as the parser reads it, with the plain entries of known structures taken out (see above).
 
     `shapes` are the entries' structures met so far, `plan(shape)` says whether a structure is read
-    column-wise, `currency_at(shape)` where its amount is, `line` the line the file starts on."""
+    column-wise (a `Plan`, whose `amount_at` says where the currency is) or not (None), `line` the line
+    the file starts on."""
 
     def __init__(
         self,
         raw: IO[bytes] | Any,
         shapes: ShapeCache,
-        plan: Callable[[Shape], Any],
-        currency_at: Callable[[Shape], tuple[int, ...]],
+        plan: Callable[[Shape], Plan | None],
         line: int = 1,
     ) -> None:
         self._raw = raw
         self._shapes = shapes
         self._plan = plan
-        self._currency_at = currency_at
         self.attribute = f"skim{secrets.token_hex(8)}"
         self._pending = b""  # read, not yet handed on
         self._out = bytearray()  # handed on, read by the parser up to `_at`
@@ -147,11 +147,11 @@ class Skimmer:
             self._pending = b""
             return
         seen = data
-        if self._on is None:
+        if self._on is None:  # the document's first bytes: its encoding, and a declaration not to be seen as a PI
             self._on = is_utf8_document(data[:512])
-            declaration = DECLARATION.match(data[3:] if data.startswith(b"\xef\xbb\xbf") else data)
-            if declaration:
-                seen = data[declaration.end() + (3 if data.startswith(b"\xef\xbb\xbf") else 0) :]
+            seen = data.removeprefix(_BOM)
+            declaration = DECLARATION.match(seen)
+            seen = seen[declaration.end() :] if declaration else seen
         if self._on and (b"<!" in seen or b"<?" in seen or (self._last_byte == b"<" and seen[:1] in (b"!", b"?"))):
             self._on = False  # a comment, CDATA, PI or DOCTYPE: what looks like markup may not be
         self._last_byte = data[-1:]
@@ -243,6 +243,6 @@ class Skimmer:
 
     def _capture(self, shape: Shape) -> tuple[Any, int] | None:
         if shape not in self._patterns:
-            plain = self._plan(shape) is not None  # read column-wise
-            self._patterns[shape] = shape.capturing(self._currency_at(shape), "Ccy") if plain else None
+            plan = self._plan(shape)
+            self._patterns[shape] = shape.capturing(plan.amount_at, "Ccy") if plan is not None else None
         return self._patterns[shape]

@@ -329,8 +329,8 @@ class Shape:
         `attribute` of the element at `position` is captured too, as the group at the index returned (the
         text groups keep their order around it). None when that element has no such attribute."""
         at = self._starts.get(position)
-        wanted = f" {re.escape(attribute)}=" if attribute.isalnum() else None
-        if at is None or wanted is None or f'{wanted}"[^"]*"' not in self._pieces[at]:
+        wanted = f" {re.escape(attribute)}="
+        if at is None or f'{wanted}"[^"]*"' not in self._pieces[at]:
             return None
         plain = [piece.replace('="[^"]*"', '="[^"<\t\n]*"') for piece in self._pieces]
         plain[at] = plain[at].replace(f'{wanted}"[^"<\t\n]*"', f'{wanted}"([^"<\t\n]*)"', 1)
