@@ -7,7 +7,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from tests.pipelines.test_cli import PAYOUTS
+from tests.pipelines.commands import PAYOUTS
 
 STAGES = [
     "intake_merchants", "intake_orders", "intake", "nightly", "collection_files", "collection_release",

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -24,21 +21,7 @@ from pipelines.settings import Home
 from sepa.pain001 import build_credit_transfers
 from sepa.parties import Party
 from tests.conftest import corpus_dir, small_export
-
-PAYOUTS = str(Path(sys.executable).parent / "payouts")
-
-
-def payouts(home: Home, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PAYOUTS_HOME": str(home.root)}
-    env.pop("DAGSTER_HOME", None)  # the CLI must find its instance under $PAYOUTS_HOME by itself
-    done = subprocess.run([PAYOUTS, *args], env=env, capture_output=True, text=True, timeout=300)
-    if ok:
-        assert done.returncode == 0, done.stderr + done.stdout
-    return done
-
-
-def json_lines(text: str) -> list[dict]:
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
+from tests.pipelines.commands import installed, json_lines, payouts
 
 
 def commands(group: Any, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
@@ -73,7 +56,7 @@ def loaded(prepared: Home, tmp_path: Path) -> Home:
 
 def test_import_reports_each_bad_row_precisely_and_loads_the_rest(home: Home, tmp_path: Path) -> None:
     small_export(tmp_path / "export")
-    done = payouts(home, "import", str(tmp_path / "export"))
+    done = installed(home, "import", str(tmp_path / "export"))
     assert "refunds.csv: 4 of 7 rows loaded, 3 rejected" in done.stdout
     assert "refunds.csv, line 6, column refund_ref: duplicate" in done.stdout
     assert "refunds.csv, line 7, column merchant_id: unknown merchant M9" in done.stdout
@@ -163,7 +146,7 @@ def test_every_command_has_help_with_an_example(home: Home) -> None:
     for command in every:
         shown = runner.invoke(app, [*command, "--help"], terminal_width=200)
         assert shown.exit_code == 0 and "Example:" in shown.output, command
-    assert "Example:" in payouts(home, "files", "cancel", "--help").stdout
+    assert "Example:" in installed(home, "files", "cancel", "--help").stdout
 
 
 def test_weekly_run_writes_validates_and_releases_files(loaded: Home) -> None:
@@ -243,7 +226,7 @@ def test_inspect_prints_the_contract_keys_and_refuses_hostile_files(home: Home, 
 def test_demo_closes_the_loop(home: Home) -> None:
     """`payouts demo` on a small shop, end to end through Dagster: every line the sandbox bank wrote is
     matched, every returned refund waits for bank details with a notification, the ledger sums to zero."""
-    done = payouts(home, "demo", "--merchants", "12", "--orders", "600", "--weeks", "2", "--seed", "3")
+    done = installed(home, "demo", "--merchants", "12", "--orders", "600", "--weeks", "2", "--seed", "3")
     assert "ledger total (must be zero): EUR 0.00" in done.stdout
     with open_ledger(home.ledger) as con:
         outcomes = dict(con.execute(

@@ -12,7 +12,7 @@ import polars as pl
 from pipelines.settings import Home
 from sepa.bank_messages import build_camt054
 from tests.pipelines import test_cli
-from tests.pipelines.test_cli import json_lines, payouts
+from tests.pipelines.commands import json_lines, payouts
 
 PLATFORM_IBAN = "DE75512108001245126199"  # the default bank profile's account
 

@@ -15,7 +15,8 @@ from ledger.db import open_ledger
 from ledger.postings import balances
 from ledger.refunds import list_refunds
 from pipelines.settings import Home
-from tests.pipelines.ui_server import UiServer, json_lines, payouts
+from tests.pipelines.commands import json_lines, payouts
+from tests.pipelines.ui_server import UiServer
 
 if TYPE_CHECKING:
     from playwright.sync_api import Locator

@@ -8,15 +8,14 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 from pipelines.settings import Home
+from tests.pipelines.commands import PAYOUTS
 
-PAYOUTS = str(Path(sys.executable).parent / "payouts")
 DONE = {"SUCCESS", "FAILURE", "CANCELED"}
 
 LAUNCH = """
@@ -68,19 +67,6 @@ LOCATIONS = """
   }
 }
 """
-
-
-def payouts(home: Home, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run the `payouts` command on the installation as a user would; fail the test on a non-zero exit."""
-    env = {**os.environ, "PAYOUTS_HOME": str(home.root)}
-    env.pop("DAGSTER_HOME", None)  # the CLI finds its instance under $PAYOUTS_HOME by itself
-    done = subprocess.run([PAYOUTS, *args], env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, f"payouts {' '.join(args)}: {done.stderr}{done.stdout}"
-    return done
-
-
-def json_lines(text: str) -> list[dict]:
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
 def free_port() -> int:
