@@ -601,8 +601,7 @@ class _Reading:
                 released = False
                 for skimmed in run:
                     state.entries += 1
-                    self.kept.add(self.readers.plan(skimmed.shape), skimmed.groups, skimmed, state.entries,  # type: ignore[arg-type]
-                                  skimmed.currency)  # fmt: skip
+                    self.kept.add_taken(skimmed.plan, skimmed.values, skimmed, state.entries)
                     released = len(self.kept) >= KEPT_ENTRIES
                     if released:
                         self.read_kept()

@@ -57,14 +57,14 @@ def is_utf8_document(head: bytes) -> bool:
 
 
 class Skimmed:
-    """An entry read from its text: its structure, texts and currency, and where it was."""
+    """An entry read from its text: its structure's plan, the values its row needs (the amount's currency,
+    then the texts of `plan.groups`), and where it was."""
 
-    __slots__ = ("currency", "groups", "line", "shape", "text")
+    __slots__ = ("line", "plan", "text", "values")
 
-    def __init__(self, shape: Shape, groups: tuple[str, ...], currency: str, text: str, line: int) -> None:
-        self.shape = shape
-        self.groups = groups
-        self.currency = currency
+    def __init__(self, plan: Plan, values: tuple[str, ...], text: str, line: int) -> None:
+        self.plan = plan
+        self.values = values
         self.text = text  # from `<Ntry` on, with the namespaces of the entries' serialisation
         self.line = line
 
@@ -108,9 +108,11 @@ class Skimmer:
         self._line = line  # the line at the start of `_pending`
         self._eof = False
         self._on: bool | None = None  # unknown until the document's first bytes are seen
-        self._last_byte = b""
-        self._patterns: dict[Shape, tuple[Any, int] | None] = {}
-        self._current: tuple[Shape, Any, int] | None = None
+        self._last_byte = b""  # the last byte handed on
+        self._handed = 0  # bytes handed on so far
+        self._exempt = 0  # the byte-order mark and XML declaration at the start: not a PI
+        self._patterns: dict[Shape, tuple[Plan, Any, tuple[int, ...]] | None] = {}
+        self._current: tuple[Plan, Any, tuple[int, ...]] | None = None
         self._found: dict[str, list[Skimmed]] = {}
         self._count = 0
         self._again = 0
@@ -146,15 +148,11 @@ class Skimmer:
             self._hand_on(self._pending)
             self._pending = b""
             return
-        seen = data
         if self._on is None:  # the document's first bytes: its encoding, and a declaration not to be seen as a PI
             self._on = is_utf8_document(data[:512])
             seen = data.removeprefix(_BOM)
             declaration = DECLARATION.match(seen)
-            seen = seen[declaration.end() :] if declaration else seen
-        if self._on and (b"<!" in seen or b"<?" in seen or (self._last_byte == b"<" and seen[:1] in (b"!", b"?"))):
-            self._on = False  # a comment, CDATA, PI or DOCTYPE: what looks like markup may not be
-        self._last_byte = data[-1:]
+            self._exempt = len(data) - len(seen) + (declaration.end() if declaration else 0)
         self._pending += data
         self._scan()
 
@@ -214,12 +212,21 @@ class Skimmer:
         self._line += breaks
 
     def _hand_on(self, data: bytes) -> None:
+        """Hand bytes on to the parser as they are. Only these can hold a comment, CDATA section, PI or DOCTYPE
+        (an entry read from its text has no `<` but its tags'): once one is seen, what looks like markup
+        after it may not be, and nothing more is read from the bytes."""
+        if self._on and data:
+            checked = data[self._exempt - self._handed :] if self._handed < self._exempt else data
+            if b"<!" in checked or b"<?" in checked or (self._last_byte == b"<" and checked[:1] in (b"!", b"?")):
+                self._on = False
+            self._last_byte = data[-1:]
+        self._handed += len(data)
         self._out += data
         self._line += data.count(b"\n")
 
     def _skim(self, span: bytes, line: int) -> Skimmed | None:
         head = self._shapes.head
-        if head is None or span.translate(None, _SAFE):
+        if head is None or not self._on or span.translate(None, _SAFE):
             return None
         try:
             text = head + span[len(_START) :].decode("utf-8")
@@ -227,22 +234,29 @@ class Skimmer:
             return None
         match = None
         if self._current is not None:
-            shape, pattern, at = self._current
+            plan, pattern, wanted = self._current
             match = pattern.fullmatch(text)
         if match is None:
             known = self._shapes.known(text)
             capture = self._capture(known) if known is not None else None
             if capture is None:
                 return None
-            shape, pattern, at = self._current = (known, *capture)  # type: ignore[misc]
+            plan, pattern, wanted = self._current = capture
             match = pattern.fullmatch(text)
             if match is None:
                 return None
-        groups = match.groups()
-        return Skimmed(shape, groups[:at] + groups[at + 1 :], groups[at], text, line)
+        return Skimmed(plan, match.group(*wanted), text, line)
 
-    def _capture(self, shape: Shape) -> tuple[Any, int] | None:
+    def _capture(self, shape: Shape) -> tuple[Plan, Any, tuple[int, ...]] | None:
+        """The plan of a structure, its pattern capturing the currency, and the numbers of the groups its
+        row needs in that pattern: the currency's, then the plan's (shifted past it)."""
         if shape not in self._patterns:
             plan = self._plan(shape)
-            self._patterns[shape] = shape.capturing(plan.amount_at, "Ccy") if plan is not None else None
+            capturing = shape.capturing(plan.amount_at, "Ccy") if plan is not None else None
+            if plan is None or capturing is None:
+                self._patterns[shape] = None
+            else:
+                pattern, at = capturing
+                wanted = (at + 1, *(g + 1 if g < at else g + 2 for g in plan.groups))
+                self._patterns[shape] = (plan, pattern, wanted)
         return self._patterns[shape]
