@@ -58,13 +58,13 @@ _CURRENCIES = sorted(CURRENCIES)
 class Plan:
     """How rows are read from the texts of one structure: the groups kept (`take`, whose indices are
     `groups`), the position of the amount element (its `Ccy` is read from the element) and the expressions
-    that make the row."""
+    that make the row, in stages (`row`: what several columns use is a column of the first)."""
 
     take: Callable[[tuple[str, ...]], tuple[str, ...]]
     groups: tuple[int, ...]
     width: int
     amount_at: tuple[int, ...]
-    row: list[pl.Expr]
+    row: list[list[pl.Expr]]
     clean: pl.Expr
 
 
@@ -88,7 +88,7 @@ def plan_for(shape: Shape) -> Plan | None:
     columns = _Columns()
     row = _row_expressions(entry, detail, columns, amount_group=columns.of(part.texts[path][0]))
     take = itemgetter(*columns.groups) if len(columns.groups) > 1 else (lambda groups: (groups[columns.groups[0]],))
-    return Plan(take, tuple(columns.groups), len(columns.groups), part.positions[path][0], row, _clean(columns, row))
+    return Plan(take, tuple(columns.groups), len(columns.groups), part.positions[path][0], row, _clean(columns))
 
 
 class _Columns:
@@ -105,7 +105,7 @@ class _Columns:
         return f"g{self.groups.index(group)}"
 
 
-def _row_expressions(entry: Part, detail: Part, columns: _Columns, amount_group: str) -> list[pl.Expr]:
+def _row_expressions(entry: Part, detail: Part, columns: _Columns, amount_group: str) -> list[list[pl.Expr]]:
     """One expression per column of `COLUMNS`, reading a frame of the kept groups plus `counter`, `ccy`,
     and the statement's `message_type`, `message_id`, `account_iban` and `ref_base` as literals' columns."""
 
@@ -156,8 +156,14 @@ def _row_expressions(entry: Part, detail: Part, columns: _Columns, amount_group:
         if "RvslInd" in entry.positions
         else pl.lit(False)
     )
+    shared: dict[str, pl.Expr] = {}  # computed once, in a first stage: each is used several times below
+
+    def once(name: str, expression: pl.Expr) -> pl.Expr:
+        shared[name] = expression
+        return pl.col(name)
+
     entry_direction = text(entry, "CdtDbtInd")
-    direction = pl.coalesce(text(detail, "CdtDbtInd"), entry_direction)
+    direction = once("_direction", pl.coalesce(text(detail, "CdtDbtInd"), entry_direction))
     entry_code = code(entry)
     own_code = code(detail)
     # As `_transaction_code`: the entry's code when it books a return and the transaction's names the original.
@@ -166,15 +172,22 @@ def _row_expressions(entry: Part, detail: Part, columns: _Columns, amount_group:
         .then(entry_code)
         .otherwise(own_code)
     )
-    returned_code = is_return(tx_code)
+    returned_code = once("_returned_code", is_return(tx_code))  # (a stage's columns cannot use each other)
+    tx_code = once("_tx_code", tx_code)
     entry_info = joined(entry, "AddtlNtryInf") if "AddtlNtryInf" in entry.positions else pl.lit(None, pl.String)
 
     name = iban_ = pl.lit(None, pl.String)
     if "RltdPties" in detail.positions:
         own = pl.col("account_iban")
         returned = returned_code | reversal | pl.lit("RtrInf" in detail.positions)
-        debtor = (text(detail, "RltdPties/Dbtr/Nm", "RltdPties/Dbtr/Pty/Nm"), iban("RltdPties/DbtrAcct/Id/IBAN"))
-        creditor = (text(detail, "RltdPties/Cdtr/Nm", "RltdPties/Cdtr/Pty/Nm"), iban("RltdPties/CdtrAcct/Id/IBAN"))
+        debtor = (
+            once("_debtor_name", text(detail, "RltdPties/Dbtr/Nm", "RltdPties/Dbtr/Pty/Nm")),
+            once("_debtor_iban", iban("RltdPties/DbtrAcct/Id/IBAN")),
+        )
+        creditor = (
+            once("_creditor_name", text(detail, "RltdPties/Cdtr/Nm", "RltdPties/Cdtr/Pty/Nm")),
+            once("_creditor_iban", iban("RltdPties/CdtrAcct/Id/IBAN")),
+        )
         for chosen, other, way in ((debtor, creditor, "CRDT"), (creditor, debtor, "DBIT")):
             # As `_counterparty`: the other party when the chosen one is the own account or, on a return, absent.
             swap = (own.is_not_null() & (chosen[1] == own)).fill_null(False) | (
@@ -236,10 +249,11 @@ def _row_expressions(entry: Part, detail: Part, columns: _Columns, amount_group:
     # The raw dates, to tell a date that could not be read from one that is absent.
     found["_booking"] = text(entry, "BookgDt/Dt", "BookgDt/DtTm") if "BookgDt" in entry.positions else pl.lit(None)
     found["_value"] = text(entry, "ValDt/Dt", "ValDt/DtTm") if "ValDt" in entry.positions else pl.lit(None)
-    return [expression.cast(COLUMNS.get(column, pl.String)).alias(column) for column, expression in found.items()]
+    row = [expression.cast(COLUMNS.get(column, pl.String)).alias(column) for column, expression in found.items()]
+    return [[expression.alias(name) for name, expression in shared.items()], row]
 
 
-def _clean(columns: _Columns, row: list[pl.Expr]) -> pl.Expr:
+def _clean(columns: _Columns) -> pl.Expr:
     """Whether the row read here is the one `_entry_rows` reads: nothing about it would be a problem."""
     condition = pl.col("ccy").is_in(_CURRENCIES).fill_null(False)
     condition &= pl.col("direction").is_in(["CRDT", "DBIT"]).fill_null(False)
@@ -284,12 +298,18 @@ class EntryColumns:
             frame = (
                 pl.DataFrame(dict(zip(names, zip(*kept, strict=True), strict=True)), schema=schema)  # by column: faster
                 .with_columns(*(pl.lit(value, pl.String).alias(key) for key, value in statement.items()))
-                .with_columns(*plan.row)
+                .pipe(_in_stages, plan.row)
                 .with_columns(plan.clean.alias("_clean"))
             )
             frames.append(frame.filter(pl.col("_clean")).select("at", *COLUMNS))
             unread.extend(frame.filter(~pl.col("_clean"))["at"].to_list())
         return frames, sorted(unread)
+
+
+def _in_stages(frame: pl.DataFrame, stages: list[list[pl.Expr]]) -> pl.DataFrame:
+    for stage in stages:
+        frame = frame.with_columns(*stage)
+    return frame
 
 
 def _at(element: Any, position: tuple[int, ...]) -> Any:
