@@ -77,20 +77,23 @@ def conform_lines(lines: pl.DataFrame) -> pl.DataFrame:
     return BankLinesIn.validate(frame)
 
 
+# What a line's identity is made of, after the family of its message (status report or booking).
+_IDENTITY = ("account_iban", "entry_ref", "end_to_end_id", "payment_info_id", "direction", "amount_cents",
+             "booking_date", "reversal", "status", "return_reason")  # fmt: skip
+_LINE_IDS = (
+    "SELECT substr(sha256(concat_ws('|', "
+    "CASE WHEN starts_with(message_type, 'pain.002') THEN 'status' ELSE 'booking' END, "
+    + ", ".join(f"coalesce(CAST({column} AS VARCHAR), '')" for column in _IDENTITY)
+    + ")), 1, 32) AS line_id FROM l"
+)
+
+
 def line_identity(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame) -> pl.Series:
     """Each line's id from what the bank says about the transaction (not from the file), so a camt.054 and the
-    camt.053 that repeats its booking, or two overlapping statements, give the same id. Hashed by DuckDB in
-    bulk."""
-    family = (
-        pl.when(pl.col("message_type").str.starts_with("pain.002")).then(pl.lit("status")).otherwise(pl.lit("booking"))
-    )
-    parts = [family] + [
-        pl.col(c).cast(pl.String).fill_null("")
-        for c in ("account_iban", "entry_ref", "end_to_end_id", "payment_info_id", "direction", "amount_cents",
-                  "booking_date", "reversal", "status", "return_reason")
-    ]  # fmt: skip
-    texts = frame.select(pl.concat_str(parts, separator="|").alias("identity"))
-    return run_with_frames(con, "SELECT substr(sha256(identity), 1, 32) AS line_id FROM t", t=texts)["line_id"]
+    camt.053 that repeats its booking, or two overlapping statements, give the same id: the first 32 hex
+    digits of the SHA-256 of `family|account_iban|entry_ref|...|return_reason`, absent values empty, dates
+    ISO, booleans `true`/`false`. Joined and hashed by DuckDB in bulk."""
+    return run_with_frames(con, _LINE_IDS, l=frame.select("message_type", *_IDENTITY))["line_id"]
 
 
 def reconcile_bank_file(
