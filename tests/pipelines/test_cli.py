@@ -1,4 +1,6 @@
-"""End to end through the `payouts` command, as a user types it, on a temporary installation."""
+"""End to end through the `payouts` command, as a user types it, on a temporary installation: run by the CLI's
+own app in the test's process (`commands.payouts`), and through the installed command for the import, the help
+and the demo (`commands.installed`)."""
 
 from __future__ import annotations
 
