@@ -106,8 +106,10 @@ class _Columns:
 
 
 def _row_expressions(entry: Part, detail: Part, columns: _Columns, amount_group: str) -> list[list[pl.Expr]]:
-    """One expression per column of `COLUMNS`, reading a frame of the kept groups plus `counter`, `ccy`,
-    and the statement's `message_type`, `message_id`, `account_iban` and `ref_base` as literals' columns."""
+    """The row's expressions in two stages, reading a frame of the kept groups plus `counter`, `ccy`, and the
+    statement's `message_type`, `message_id`, `account_iban` and `ref_base` as literals' columns: first the
+    columns that several others use (the direction, the transaction code, the parties), then one expression
+    per column of `COLUMNS`."""
 
     def text(part: Part, *paths: str) -> pl.Expr:
         # As `FlatView.text`: the first of the paths' leaves whose stripped text is not empty.
