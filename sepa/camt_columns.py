@@ -280,9 +280,7 @@ class EntryColumns:
 
     def add(self, plan: Plan, groups: tuple[str, ...], element: Any, counter: int) -> None:
         """Keep a parsed entry of `plan`'s structure, `counter` its number in its statement."""
-        currency = _at(element, plan.amount_at).get("Ccy")
-        self._kept.setdefault(plan, []).append((len(self.entries), counter, currency, *plan.take(groups)))
-        self.entries.append((element, counter))
+        self.add_taken(plan, (_at(element, plan.amount_at).get("Ccy"), *plan.take(groups)), element, counter)
 
     def add_taken(self, plan: Plan, values: tuple[str, ...], element: Any, counter: int) -> None:
         """Keep an entry of `plan`'s structure whose values are already taken: its amount's currency, then
