@@ -22,6 +22,7 @@ import polars as pl
 from assets.faults import crash_point
 from assets.home import Home
 from ledger.db import transaction
+from ledger.intake_files import file_sha256
 from ledger.payment_files import (
     COLLECTION,
     PAYOUT,
@@ -363,7 +364,7 @@ def _move(home: Home, name: str, folder: str) -> bool:
 
 
 def _sha256(path: Path) -> str | None:
-    return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None
+    return file_sha256(path) if path.exists() else None
 
 
 def run_window(week_start: date, run: str = "main") -> RunWindow:

@@ -1,7 +1,6 @@
 """Bank files in: every statement, notification and status report in `inbox/bank/` read and reconciled."""
 # No `from __future__ import annotations` here: Dagster reads the context type hints at runtime.
 
-import hashlib
 import shutil
 
 import dagster as dg
@@ -9,6 +8,7 @@ import polars as pl
 
 from assets.faults import crash_point
 from assets.formatting import markdown_table, masked
+from ledger.intake_files import file_sha256
 from ledger.postings import ledger_total, unbalanced_transfers
 from ledger.reconciliation import (
     Reconciled,
@@ -65,7 +65,7 @@ def reconciled_bank_files(context: dg.AssetExecutionContext) -> dg.MaterializeRe
             if archived.exists():
                 return dg.MaterializeResult(metadata={"file": name, "note": "already reconciled"})
             raise dg.Failure(masked(f"{name} is not in inbox/bank"))
-        sha = hashlib.sha256(path.read_bytes()).hexdigest()
+        sha = file_sha256(path)  # read in blocks: a bank's file can be gigabytes
         try:
             bank_file = read_bank_file(path)
         except BankFileError as exc:

@@ -107,17 +107,14 @@ def post_frames(con: duckdb.DuckDBPyConnection, heads: pl.DataFrame, legs: pl.Da
     """
     if heads.is_empty():
         return 0
-    if heads["transfer_id"].is_duplicated().any():
+    if heads["transfer_id"].n_unique() != heads.height:
         raise LedgerError(f"transfer id given twice: {heads.filter(pl.col('transfer_id').is_duplicated())[0, 0]}")
-    twice = legs.filter(pl.struct("transfer_id", "account").is_duplicated())
-    if not twice.is_empty():
-        raise LedgerError(f"transfer {twice['transfer_id'][0]} posts to {twice['account'][0]} twice")
     try:
         heads = TransferFrame.validate(heads)
         legs = PostingFrame.validate(legs)
     except (pa.errors.SchemaError, pa.errors.SchemaErrors) as exc:
         raise LedgerError(f"postings not in the ledger's shape: {exc}") from None
-    _check_balanced(heads, legs)
+    _check_legs(heads, legs)
     # transfer_id has no index (a million a week would cost more than the rest of the write): this look-up, in
     # the transaction that inserts, under the ledger lock, is what keeps an id from being booked twice.
     with transaction(con):
@@ -148,13 +145,25 @@ def post_frames(con: duckdb.DuckDBPyConnection, heads: pl.DataFrame, legs: pl.Da
     return new_heads.height
 
 
-def _check_balanced(heads: pl.DataFrame, legs: pl.DataFrame) -> None:
-    sums = legs.group_by("transfer_id").agg(pl.col("amount_cents").sum().alias("total"), pl.len().alias("legs"))
-    missing = heads.join(sums, on="transfer_id", how="anti")
-    if not missing.is_empty():
-        raise LedgerError(f"transfer {missing['transfer_id'][0]} has no postings")
-    orphan = sums.join(heads, on="transfer_id", how="anti")  # one row per transfer id of the legs
-    if not orphan.is_empty():
+def _check_legs(heads: pl.DataFrame, legs: pl.DataFrame) -> None:
+    """Each transfer (heads unique) has two legs or more, on as many accounts, summing to zero; every leg
+    belongs to a head. One grouping of the legs answers all of it (a million transfers: about half a second)."""
+    sums = legs.group_by("transfer_id").agg(
+        pl.col("amount_cents").sum().alias("total"),
+        pl.len().alias("legs"),
+        pl.col("account").n_unique().alias("accounts"),
+    )
+    twice = sums.filter(pl.col("accounts") < pl.col("legs"))
+    if not twice.is_empty():
+        tid = twice["transfer_id"][0]
+        account = legs.filter((pl.col("transfer_id") == tid) & pl.col("account").is_duplicated())["account"][0]
+        raise LedgerError(f"transfer {tid} posts to {account} twice")
+    # Heads are unique and so are the groups: the same count and every group a head means the same ids.
+    if sums.height != heads.height or sums.join(heads, on="transfer_id", how="semi").height != sums.height:
+        missing = heads.join(sums, on="transfer_id", how="anti")
+        if not missing.is_empty():
+            raise LedgerError(f"transfer {missing['transfer_id'][0]} has no postings")
+        orphan = sums.join(heads, on="transfer_id", how="anti")
         raise LedgerError(f"postings for unknown transfer {orphan['transfer_id'][0]}")
     bad = sums.filter((pl.col("total") != 0) | (pl.col("legs") < 2))
     if not bad.is_empty():

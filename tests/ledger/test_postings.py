@@ -205,8 +205,10 @@ def frames(legs: list[tuple[str, str, int]], heads: list[str] | None = None) -> 
         ([("T1", "a", 0)], None, "does not balance"),
         ([("T1", "a", 100), ("T1", "b", -100)], ["T1", "T2"], "T2 has no postings"),
         ([("T1", "a", 100), ("T1", "b", -100), ("T9", "a", 1), ("T9", "b", -1)], ["T1"], "unknown transfer T9"),
+        ([("T1", "a", 100), ("T1", "b", -100), ("T1", "a", 0)], None, "T1 posts to a twice"),
+        ([("T1", "a", 100), ("T1", "b", -100), ("T2", "a", 5), ("T2", "b", -5)], ["T1", "T3"], "T3 has no postings"),
     ],
-    ids=["unbalanced", "one-leg", "head-without-legs", "orphan-legs"],
+    ids=["unbalanced", "one-leg", "head-without-legs", "orphan-legs", "same-account-twice", "legs-of-another-id"],
 )
 def test_post_frames_refuses_broken_transfers(
     con: duckdb.DuckDBPyConnection, legs: list[tuple[str, str, int]], heads: list[str] | None, problem: str
