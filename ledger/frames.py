@@ -15,6 +15,10 @@ def running_total(frame: pl.DataFrame, value: pl.Expr, key: str | list[str], nam
     batch, where most orders have one refund): over a million distinct keys a window costs about a second."""
     frame = frame.with_columns(value.alias(name))
     keys = [key] if isinstance(key, str) else key
+    # Keys with distinct hashes are distinct: the usual case, settled on 8-byte numbers (a third of the time
+    # and memory of finding the repeated keys themselves).
+    if frame.select(keys).hash_rows().n_unique() == frame.height:
+        return frame
     repeated = frame.select(pl.struct(keys).is_duplicated() if len(keys) > 1 else pl.col(keys[0]).is_duplicated())
     repeated = repeated.to_series()
     if not repeated.any():

@@ -21,7 +21,7 @@ import polars as pl
 from ledger import accounts
 from ledger.audit import OperationRefused
 from ledger.collections import present_again
-from ledger.db import run_with_frames, transaction
+from ledger.db import run_with_frames, run_with_views, transaction
 from ledger.frames import running_total
 from ledger.lifecycle import change_status
 from ledger.notifications import queue_notifications
@@ -93,14 +93,7 @@ def line_identity(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame) -> pl.Ser
     camt.053 that repeats its booking, or two overlapping statements, give the same id: the first 32 hex
     digits of the SHA-256 of `family|account_iban|entry_ref|...|return_reason`, absent values empty, dates
     ISO, booleans `true`/`false`. Joined and hashed by DuckDB in bulk."""
-    # Handed over as Arrow string views, which DuckDB reads where they lie; `run_with_frames` copies every
-    # string into a new array first (250 MB for a million lines). Views are safe here only because the query
-    # filters nothing: DuckDB would push a filter on them down to pyarrow, which cannot compare views.
-    con.register("l", frame.select("message_type", *_IDENTITY).to_arrow(compat_level=pl.CompatLevel.newest()))
-    try:
-        return con.execute(_LINE_IDS).pl()["line_id"]
-    finally:
-        con.unregister("l")
+    return run_with_views(con, _LINE_IDS, l=frame.select("message_type", *_IDENTITY))["line_id"]
 
 
 def reconcile_bank_file(
@@ -155,7 +148,8 @@ def reconcile_bank_file(
 def _not_yet_recorded(con: duckdb.DuckDBPyConnection, lines: pl.DataFrame) -> pl.DataFrame:
     """The lines whose id is not in `bank_lines`, in their order. DuckDB answers with their positions: a
     statement repeating a million booked lines costs no million ids sent back."""
-    positions = run_with_frames(
+    # An anti join never filters the side it keeps: the lines' ids can go as views.
+    positions = run_with_views(
         con,
         "SELECT n FROM l ANTI JOIN bank_lines USING (line_id) ORDER BY n",
         l=lines.select("line_id").with_row_index("n"),
@@ -475,9 +469,15 @@ def _propose(con: duckdb.DuckDBPyConnection, lines: pl.DataFrame) -> pl.DataFram
     )  # fmt: skip
 
 
+# What `_apply` reads of a matched line.
+_BOOKED_COLUMNS = ["kind", "event", "refund_id", "collection_id", "file_id", "line_id", "return_reason",
+                   "reason_action", "reason_text", "charges_cents"]  # fmt: skip
+
+
 def _apply(con: duckdb.DuckDBPyConnection, decided: pl.DataFrame, file_name: str, policy: ReturnPolicy) -> None:
     """Book what the matched lines mean: transfers, statuses, notifications, exceptions."""
-    matched = decided.filter(pl.col("outcome") == "matched")
+    # Only the columns the bookings read: a million matched lines in all their columns are 300 MB a copy.
+    matched = decided.lazy().filter(pl.col("outcome") == "matched").select(_BOOKED_COLUMNS).collect()
     for event, kind, handler in (
         ("executed", "payout", _payouts_executed),
         ("returned", "payout", _payouts_returned),
@@ -491,7 +491,7 @@ def _apply(con: duckdb.DuckDBPyConnection, decided: pl.DataFrame, file_name: str
             handler(
                 con, rows.unique("refund_id" if kind == "payout" else "collection_id", keep="first"), file_name, policy
             )
-    accepted = decided.filter(pl.col("event") == "accepted").select("file_id").drop_nulls().unique()
+    accepted = decided.select(pl.col("file_id").filter(pl.col("event") == "accepted")).drop_nulls().unique()
     if not accepted.is_empty():
         run_with_frames(
             con, "UPDATE payment_files SET status = 'acknowledged' WHERE status = 'released' "
