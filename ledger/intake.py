@@ -124,8 +124,10 @@ def _no_rejects() -> pl.DataFrame:
 
 def _split_duplicates_in_file(rows: pl.DataFrame, keys: list[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Keep the first row of each key; report the others as duplicates naming the first line."""
-    first = pl.col(LINE).min().over(keys)
-    marked = rows.with_columns(first.alias("_first"))
+    # Rows whose keys hash alike are the only ones whose key may repeat (usually none): the window and the
+    # copies run on those alone, not on a million rows of 30 columns (0.7 s and 700 MB).
+    suspects = rows.filter(rows.select(keys).hash_rows().is_duplicated())
+    marked = suspects.with_columns(pl.col(LINE).min().over(keys).alias("_first"))
     dups = marked.filter(pl.col(LINE) != pl.col("_first"))
     key_text = " ".join(f"{k} {{}}" for k in keys)
     rejects = _reject(
@@ -138,7 +140,8 @@ def _split_duplicates_in_file(rows: pl.DataFrame, keys: list[str]) -> tuple[pl.D
         ),
         severity="duplicate",
     )
-    return marked.filter(pl.col(LINE) == pl.col("_first")).drop("_first"), rejects
+    kept = rows.filter(~pl.col(LINE).is_in(dups[LINE].implode())) if not dups.is_empty() else rows
+    return kept, rejects
 
 
 def _store_rejects(con: duckdb.DuckDBPyConnection, shop_file: ShopFile, rejects: pl.DataFrame) -> None:
@@ -387,7 +390,9 @@ def _record_refunds(con, rows: pl.DataFrame, shop_file: ShopFile):
         ]
     )
     bad_lines = pl.concat([unknown_order, unknown_payment, foreign]).select(LINE)
-    rows, dup_rejects = _split_duplicates_in_file(rows.join(bad_lines, on=LINE, how="anti"), KEYS["refunds"])
+    if not bad_lines.is_empty():  # a copy of every row otherwise
+        rows = rows.join(bad_lines, on=LINE, how="anti")
+    rows, dup_rejects = _split_duplicates_in_file(rows, KEYS["refunds"])
     rejects = pl.concat([rejects, dup_rejects])
 
     candidates = _candidates(con, rows)

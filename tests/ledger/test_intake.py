@@ -4,16 +4,19 @@ refused with a clear message, and IBANs are normalised."""
 
 from __future__ import annotations
 
+import random
 import re
 from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ledger import accounts
-from ledger.intake import list_rejects, record_refused_file, refund_id_for
-from ledger.intake_files import IntakeFileError, discover, kind_of, read_shop_file
+from ledger.intake import _split_duplicates_in_file, list_rejects, record_refused_file, refund_id_for
+from ledger.intake_files import LINE, IntakeFileError, discover, kind_of, read_shop_file
 from ledger.postings import balance
 from tests.ledger.shop import (
     HEADERS,
@@ -364,3 +367,31 @@ def test_refund_ids_hashed_in_bulk_equal_one_by_one() -> None:
         bulk = with_refund_ids(con, rows)
     assert bulk["refund_id"].to_list() == [refund_id_for(m, r) for m, r in rows.iter_rows()]
     assert bulk["refund_id"].n_unique() == 4
+
+
+@given(
+    st.lists(st.tuples(st.one_of(st.none(), st.sampled_from("MN")), st.sampled_from(["R1", "R2", "R3"])), max_size=30),
+    st.randoms(use_true_random=False),
+)
+def test_duplicates_in_a_file_are_those_the_window_over_all_rows_finds(
+    keys: list[tuple[str | None, str]], rng: random.Random
+) -> None:
+    """Looking for repeated keys only among rows whose keys hash alike finds what the window over every row
+    finds: the same rows kept, in their order, and the same rejects naming the first line."""
+    lines = list(range(2, len(keys) + 2))
+    rng.shuffle(lines)
+    rows = pl.DataFrame(
+        {LINE: lines, "merchant_id": [m for m, _ in keys], "refund_ref": [r for _, r in keys]},
+        schema={LINE: pl.Int64, "merchant_id": pl.String, "refund_ref": pl.String},
+    )
+    kept, rejects = _split_duplicates_in_file(rows, ["merchant_id", "refund_ref"])
+    marked = rows.with_columns(pl.col(LINE).min().over("merchant_id", "refund_ref").alias("_first"))
+    assert kept.to_dicts() == marked.filter(pl.col(LINE) == pl.col("_first")).drop("_first").to_dicts()
+    expected = marked.filter(pl.col(LINE) != pl.col("_first"))
+    assert rejects[LINE].to_list() == expected[LINE].to_list()
+    assert rejects["problem"].to_list() == [
+        None
+        if m is None
+        else f"duplicate: merchant_id {m} refund_ref {r} already appears on line {f} of this file; recorded once"
+        for m, r, f in expected.select("merchant_id", "refund_ref", "_first").iter_rows()
+    ]
