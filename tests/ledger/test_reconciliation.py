@@ -123,6 +123,21 @@ def test_the_same_booking_twice_is_booked_once(sent: Shop) -> None:
     assert (first.matched, again.already_imported, statement.new_lines) == (1, True, 0)
     settled = sent.con.execute("SELECT COUNT(*) FROM transfers WHERE kind = 'payout_executed'").fetchone()[0]
     assert settled == 1
+
+
+def test_a_statement_books_only_its_lines_not_booked_before(sent: Shop) -> None:
+    """A statement whose lines are partly known (a notification booked them) books the others alone, whatever
+    their order in the file."""
+    first = line(entry_ref="N1", direction="DBIT", amount_cents=1000, end_to_end_id="E1")
+    second = line(entry_ref="N2", direction="DBIT", amount_cents=2500, end_to_end_id="E2")
+    unknown = line(entry_ref="N3", direction="CRDT", amount_cents=777, counterparty_name="Somebody Else")
+    reconcile_bank_file(sent.con, file_name="n.xml", sha256="a", lines=lines(first))
+    statement = lines(*({**row, "message_type": "camt.053.001.08"} for row in (unknown, first, second)))
+    done = reconcile_bank_file(sent.con, file_name="s.xml", sha256="b", lines=statement)
+    assert (done.lines, done.new_lines, done.matched, done.exceptions) == (3, 2, 1, 1)
+    stored = sent.con.execute("SELECT entry_ref, file_name FROM bank_lines ORDER BY entry_ref").fetchall()
+    assert stored == [("N1", "n.xml"), ("N2", "s.xml"), ("N3", "s.xml")]
+    assert status(sent, "R2") == "completed" and repeated_lines(sent.con).is_empty()
     assert repeated_lines(sent.con).is_empty()
 
 
