@@ -194,29 +194,25 @@ def in_row_groups(frame: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def run_with_views(con: duckdb.DuckDBPyConnection, sql: str, **frames: pl.DataFrame) -> pl.DataFrame:
-    """`run_with_frames` with the frames' strings handed over as Arrow string views, which DuckDB reads where
-    they lie (`run_with_frames` has them copied into new arrays first: 250 MB for the identity columns of a
-    million bank lines). Only for queries that neither filter the frames nor join them as the side DuckDB
-    probes: DuckDB pushes such filters down to pyarrow, which cannot compare string views."""
-    for name, frame in frames.items():
-        con.register(name, in_row_groups(frame).to_arrow(compat_level=pl.CompatLevel.newest()))
-    try:
-        return con.execute(sql).pl()
-    finally:
-        for name in frames:
-            con.unregister(name)
-
-
 def run_with_frames(
-    con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None, **frames: pl.DataFrame
+    con: duckdb.DuckDBPyConnection,
+    sql: str,
+    params: list | None = None,
+    *,
+    string_views: bool = False,
+    **frames: pl.DataFrame,
 ) -> pl.DataFrame:
     """Run `sql` with Polars frames visible as tables under the given names (bulk, never row by row).
 
-    The result is fetched before the frames are released: DuckDB reads them lazily.
+    The result is fetched before the frames are released: DuckDB reads them lazily. By default their strings
+    are copied into new Arrow arrays on the way (250 MB for the identity columns of a million bank lines);
+    `string_views` hands them over as Arrow string views, which DuckDB reads where they lie. Only for queries
+    that neither filter the frames nor probe them in a join: DuckDB pushes such filters down to pyarrow,
+    which cannot compare string views.
     """
     for name, frame in frames.items():
-        con.register(name, in_row_groups(frame))
+        chunks = in_row_groups(frame)
+        con.register(name, chunks.to_arrow(compat_level=pl.CompatLevel.newest()) if string_views else chunks)
     try:
         return con.execute(sql, params or []).pl()
     finally:

@@ -21,7 +21,7 @@ import polars as pl
 from ledger import accounts
 from ledger.audit import OperationRefused
 from ledger.collections import present_again
-from ledger.db import run_with_frames, run_with_views, transaction
+from ledger.db import run_with_frames, transaction
 from ledger.frames import running_total
 from ledger.lifecycle import change_status
 from ledger.notifications import queue_notifications
@@ -93,7 +93,7 @@ def line_identity(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame) -> pl.Ser
     camt.053 that repeats its booking, or two overlapping statements, give the same id: the first 32 hex
     digits of the SHA-256 of `family|account_iban|entry_ref|...|return_reason`, absent values empty, dates
     ISO, booleans `true`/`false`. Joined and hashed by DuckDB in bulk."""
-    return run_with_views(con, _LINE_IDS, l=frame.select("message_type", *_IDENTITY))["line_id"]
+    return run_with_frames(con, _LINE_IDS, string_views=True, l=frame.select("message_type", *_IDENTITY))["line_id"]
 
 
 def reconcile_bank_file(
@@ -149,9 +149,10 @@ def _not_yet_recorded(con: duckdb.DuckDBPyConnection, lines: pl.DataFrame) -> pl
     """The lines whose id is not in `bank_lines`, in their order. DuckDB answers with their positions: a
     statement repeating a million booked lines costs no million ids sent back."""
     # An anti join never filters the side it keeps: the lines' ids can go as views.
-    positions = run_with_views(
+    positions = run_with_frames(
         con,
         "SELECT n FROM l ANTI JOIN bank_lines USING (line_id) ORDER BY n",
+        string_views=True,
         l=lines.select("line_id").with_row_index("n"),
     )["n"]
     if positions.len() == lines.height:
