@@ -32,7 +32,7 @@ from lxml import etree
 from sepa.charset import to_epc
 from sepa.ids import is_safe_id
 from sepa.parties import Party
-from sepa.xml_out import INDENT, Out, Template, element, sub_element
+from sepa.xml_out import INDENT, Out, Template, element, newline, sub_element
 
 MAX_AMOUNT_CENTS = 99_999_999_999  # 999,999,999.99 EUR: the EPC's limit for one SCT or SDD
 NOT_PROVIDED = "NOTPROVIDED"  # the EPC's FinInstnId/Othr/Id for an agent whose BIC is not known
@@ -52,6 +52,8 @@ _EPC_RUN_PATTERN = r"[A-Za-z0-9/\-?:().,'+ ]+"  # what epc_texts strips to find 
 # whole. Rust has no look-around, so this matches a little more than _CAPS_RE does, never less.
 _CAPS_CONTEXT_PATTERN = r"[ÄÖÜẞßÆŒĲ][A-ZÄÖÜÆŒ]|[A-ZÄÖÜÆŒ][ÄÖÜẞßÆŒĲ]"
 _ASCII_PATTERN = r"^[\x00-\x7F]*$"
+# Text that lxml writes into an element as it is: printable ASCII without the three it escapes (& < >).
+_PLAIN_TEXT = r"^[\x20-\x25\x27-\x3B\x3D\x3F-\x7E]*$"
 # The ASCII characters str.split() splits on. Rust's \s differs from Python's whitespace outside ASCII (and
 # str.upper() from Polars' upper case in newer Unicode letters), so only ASCII values are compacted here.
 _ASCII_SPACE_PATTERN = r"[\t\n\x0B\x0C\r\x1C-\x1F ]"
@@ -314,13 +316,53 @@ def write_transactions(
 ) -> tuple[int, int]:
     """Write one transaction per row of `rows` inside a PmtInf (level 3), from `with_bic` or `without_bic` by
     whether the row's position `bic` is null; returns how many were written and their cents (position
-    `cents`), for `check_block`."""
+    `cents`), for `check_block`.
+
+    When every text is plain (printable ASCII but `&`, `<` and `>`: what the EPC set and the identifiers
+    are made of), lxml would write each as it is, so the transactions are rendered by Polars column by
+    column into the bytes lxml would write; otherwise each row refills a template and lxml writes it."""
+    rendered = _rendered(rows, with_bic=with_bic, without_bic=without_bic, bic=bic)
+    if rendered is not None:
+        data = rendered.str.join("").item().encode()
+        out.put_serialised(data)
+        # Counted in what was written, as the rows below are: a transaction lost on the way is caught.
+        return data.count(b"</%s>" % with_bic.root.tag.encode()), int(rows.to_series(cents).sum())
     count = total = 0
     for row in iter_rows(rows):
         out.put((without_bic if row[bic] is None else with_bic).fill(row), 3, indented=True)
         count += 1
         total += row[cents]
     return count, total
+
+
+def _rendered(rows: pl.DataFrame, *, with_bic: Template, without_bic: Template, bic: int) -> pl.Series | None:
+    """Each row's transaction as lxml serialises it at level 3 (line break and indent first), or None when a
+    text of `rows` is not plain, is null (but the BIC) or is not a string: those rows are left to lxml."""
+    columns = rows.columns
+    named = {position: columns[position] for position in range(len(columns))}
+    texts_with, keys_with = with_bic.pieces()
+    texts_without, keys_without = without_bic.pieces()
+    used = {named[key] for key in (*keys_with, *keys_without)}
+    bic_column = named[bic]
+    if any(rows.schema[c] != pl.String for c in used):
+        return None
+    plain = [pl.col(c).str.contains(_PLAIN_TEXT).fill_null(c == bic_column).all() for c in sorted(used)]
+    if not all(rows.select(plain).row(0)):
+        return None
+    lead = newline(3)
+
+    def rendering(texts: list[str], keys: list[int]) -> pl.Expr:
+        parts: list[pl.Expr] = [pl.lit(lead + texts[0])]
+        for key, text in zip(keys, texts[1:], strict=True):
+            parts.extend((pl.col(named[key]), pl.lit(text)))
+        return pl.concat_str(parts)
+
+    transaction = (
+        pl.when(pl.col(bic_column).is_null())
+        .then(rendering(texts_without, keys_without))
+        .otherwise(rendering(texts_with, keys_with))
+    )
+    return rows.select(transaction).to_series()
 
 
 def check_block(pmt_inf_id: str, declared: tuple[int, int], written: tuple[int, int]) -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -35,10 +36,11 @@ INDENT = "  "
 Target = str | os.PathLike[str] | IO[bytes]
 """Where a document goes: a file name, or a binary stream that is written to and left open."""
 
+_MARK = "@@"  # marks a refilled text while a template is cut into pieces: no text of a template has one
 _NEWLINES = tuple("\n" + INDENT * level for level in range(16))  # built once: written before every element
 
 
-def _newline(level: int) -> str:
+def newline(level: int) -> str:
     """A line break and the indent of nesting level `level`."""
     return _NEWLINES[level] if level < len(_NEWLINES) else "\n" + INDENT * level
 
@@ -62,22 +64,31 @@ class Out:
     """An `xmlfile` writer that indents: containers are opened as streamed elements, everything inside them
     is written as small subtrees, one element per line. `level` is the nesting depth (the root is 0)."""
 
-    def __init__(self, xf: Any) -> None:
+    def __init__(self, xf: Any, sink: IO[bytes] | None = None) -> None:
         self._xf = xf
+        self._sink = sink
 
     @contextmanager
     def open(self, tag: str, level: int) -> Iterator[None]:
         """Stream the element `tag` at `level`: its children are written inside the `with` block."""
-        self._xf.write(_newline(level))
+        self._xf.write(newline(level))
         with self._xf.element(tag):
             yield
-            self._xf.write(_newline(level))
+            self._xf.write(newline(level))
 
     def put(self, subtree: etree._Element, level: int, *, indented: bool = False) -> None:
         """Write a subtree at `level`; `indented` when its whitespace is already set (templates)."""
         if not indented:
             etree.indent(subtree, space=INDENT, level=level)
-        self._xf.write(_newline(level), subtree, with_tail=False)
+        self._xf.write(newline(level), subtree, with_tail=False)
+
+    def put_serialised(self, data: bytes) -> None:
+        """Write elements already serialised (and indented) as they are: what `xmlfile` holds is written out
+        first, so the bytes land where the next element would have."""
+        if self._sink is None:
+            raise RuntimeError("this writer has no stream to write serialised elements to")
+        self._xf.flush()
+        self._sink.write(data)
 
 
 @contextmanager
@@ -98,7 +109,7 @@ def document(
         with etree.xmlfile(sink, encoding="UTF-8") as xf:
             xf.write_declaration()
             with xf.element(f"{{{namespace}}}Document", nsmap={None: namespace, **(namespaces or {})}):
-                out = Out(xf)
+                out = Out(xf, sink)
                 with out.open(message_element, 1):
                     yield out
                 xf.write("\n")
@@ -147,3 +158,16 @@ class Template:
         for target, key in self.fills:
             target.text = row[key]
         return self.root
+
+    def pieces(self) -> tuple[list[str], list[Any]]:
+        """The subtree as lxml serialises it, cut around its refilled texts: `(texts, keys)` with one more text
+        than keys, so that `texts[0] + row[keys[0]] + texts[1] + ...` is what `fill(row)` serialises to, for
+        texts that serialise as they are (no `&`, `<`, `>`, carriage return or control character)."""
+        for n, (target, _key) in enumerate(self.fills):
+            target.text = f"{_MARK}{n}{_MARK}"
+        serialised = etree.tostring(self.root, encoding="unicode", with_tail=False)
+        cut = re.split(f"{_MARK}([0-9]+){_MARK}", serialised)
+        texts, order = cut[0::2], [int(n) for n in cut[1::2]]
+        if sorted(order) != list(range(len(self.fills))):
+            raise RuntimeError("a template's marker was not serialised once for each text")  # never expected
+        return texts, [self.fills[n][1] for n in order]
