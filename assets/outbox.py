@@ -237,7 +237,7 @@ def _write(
     items: pl.DataFrame, prepared_by: str | None,
 ) -> PaymentFile:  # fmt: skip
     """Validate, then write atomically (temporary name, fsync, rename) into outbox/pending/."""
-    validation = validate_document(xml)
+    validation = validate_document(xml, indented_by_us=True)
     verdict = "valid" if validation.ok else "; ".join(str(e) for e in validation.errors[:20])
     pending = home.outbox / "pending"
     pending.mkdir(parents=True, exist_ok=True)

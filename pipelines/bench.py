@@ -566,7 +566,7 @@ def _sepaxml_baseline(transfers: pl.DataFrame, bank, now: datetime, day: date) -
         for i, part in enumerate(parts):
             xml = build_credit_transfers(bank.platform, part, msg_id=f"BENCH-{i}", payment_info_id=f"BENCH-{i}-1",
                                          **common)  # fmt: skip
-            if not validate_document(xml).ok:
+            if not validate_document(xml, indented_by_us=True).ok:
                 raise RuntimeError(f"our file {i} is not valid")
         return transfers.height
 

@@ -79,6 +79,29 @@ def test_an_unexpected_element_names_what_was_expected() -> None:
     assert "not expected" in error.message and "CdtTrfTxInf" in error.message
 
 
+@pytest.mark.parametrize("version", ["pain.001.001.03", "pain.001.001.09"])
+@pytest.mark.parametrize(
+    "old, new, valid",
+    [
+        (b"", b"", True),  # as written
+        (b"<IBAN>NL91ABNA0417164300</IBAN>", b"<IBAN></IBAN>", False),
+        (b"<Nm>Zoe D'Angelo</Nm>", b"<Nm>" + b"A" * 141 + b"</Nm>", False),
+        (b"<Nm>Zoe D'Angelo</Nm>", b"<Nm> </Nm>", True),  # a blank text is a text (1 character), not indentation
+        (b"<EndToEndId>RF00000000000000000004-PO</EndToEndId>", b"<EndToEndId>\n</EndToEndId>", True),
+        (b"<EndToEndId>RF00000000000000000004-PO</EndToEndId>", b"<EndToEndId></EndToEndId>", False),
+        (b'<InstdAmt Ccy="EUR">0.02</InstdAmt>', b'<InstdAmt Ccy="eur">0.02</InstdAmt>', False),
+        (b"<ChrgBr>SLEV</ChrgBr>", b"<ChrgBr>SLEV</ChrgBr>\n      <Surprise>1</Surprise>", False),
+    ],
+)
+def test_our_own_files_parsed_without_indentation_get_the_same_verdict(
+    version: str, old: bytes, new: bytes, valid: bool
+) -> None:
+    data = good_file(version).replace(old, new) if old else good_file(version)
+    as_read = validate_document(data)
+    assert validate_document(data, indented_by_us=True) == as_read
+    assert as_read.ok is valid
+
+
 def test_a_doctype_with_an_external_entity_is_refused_unresolved(tmp_path: Path) -> None:
     secret = tmp_path / "secret.txt"
     secret.write_text("TOP-SECRET-MARKER")
