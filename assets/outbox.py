@@ -50,8 +50,11 @@ from sepa.xsd import validate_document
 
 # Files ready for the bank are not for everyone's eyes.
 FILE_MODE = 0o640
-# A run this big writes its files on every core; a small one is done before the workers would start.
-PARALLEL_FROM_ROWS = 20_000
+# A run this big writes its files on every core; a smaller one is done before the workers would pay for
+# themselves: a worker takes about 0.8 s to start (a fresh interpreter, its imports, its schemas, its
+# shutdown), a file of 5,000 transactions about 0.07 s to build, validate and write. The 15 collection
+# files of a week of a million refunds took 1.9 s in workers and 1.2 s in one process.
+PARALLEL_FROM_ROWS = 120_000
 
 
 @dataclass(frozen=True)

@@ -300,6 +300,52 @@ def test_collection_and_execution_dates_skip_target_holidays(
     con.close()
 
 
+def test_files_built_by_worker_processes_are_those_built_in_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A big run builds its files side by side in worker processes, a small one in its own process: the same
+    files, byte for byte, and the same registry either way."""
+    import dataclasses
+
+    import assets.outbox
+
+    bank = dataclasses.replace(BankProfileResource().profile(), max_transactions_per_file=2)
+    window = run_window(date(2024, 5, 20))
+    day = window.cutoff
+    owners = ["M1", "M1", "M1", "M3", "M3", "M4", "M2", "M2", "M2", "M2", "M2"]
+    built, side_by_side = {}, []
+    each = assets.outbox._each_in_workers
+
+    def noted(fn, jobs: list[tuple], parallel: bool) -> Iterator:
+        side_by_side.append(parallel)
+        return each(fn, jobs, parallel)
+
+    monkeypatch.setattr(assets.outbox, "_each_in_workers", noted)
+    for how, threshold in (("one process", 10**9), ("workers", 1)):
+        monkeypatch.setattr(assets.outbox, "PARALLEL_FROM_ROWS", threshold)
+        home = Home(tmp_path / how).prepare()
+        con = memory_ledger()
+        load_books(
+            con, tmp_path / f"exports-{how}",
+            merchants=[merchant("M1"), merchant("M3"), merchant("M4"), integrated("M2", balance_cents=100_000)],
+            orders=[order(f"O{i}", m, ordered_on=str(day - timedelta(days=20))) for i, m in enumerate(owners)],
+            refunds=[refund(f"R{i}", 100 + i, f"O{i}", merchant_id=m, requested_on=str(day - timedelta(days=10)))
+                     for i, m in enumerate(owners)],
+            due_by=day,
+        )  # fmt: skip
+        runs = [write(con, home, bank, window, datetime(2024, 5, 20, 6)) for write in (write_collection_files,
+                                                                                   write_payout_files)]  # fmt: skip
+        files = {p.name: p.read_bytes() for p in sorted((home.outbox / "pending").iterdir())}
+        registry = pl.concat([run.written for run in runs]).drop("created_at")
+        built[how] = (files, registry)
+        con.close()
+    assert side_by_side == [False, False, True, True]
+    files, registry = built["one process"]
+    assert len([n for n in files if n.startswith("PO-")]) == 3 and len([n for n in files if n.startswith("DD-")]) == 2
+    assert built["workers"][0] == files
+    assert built["workers"][1].equals(registry)
+
+
 def test_payouts_wait_for_the_merchants_money(week21: Home, instance: dg.DagsterInstance) -> None:
     """Integrated M2's refunds are paid in the first run. Own-account refunds are not paid while their collection
     is only written or released (M1, M3), except for M6, paid on release, in the next run after the release;
