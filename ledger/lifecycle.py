@@ -101,7 +101,7 @@ def change_status(
     current = run_with_frames(
         con,
         "SELECT r.refund_id, r.refund_ref, r.status AS from_status FROM refunds r "
-        "JOIN (SELECT DISTINCT refund_id FROM changes) c USING (refund_id)",
+        "SEMI JOIN changes USING (refund_id)",
         changes=changes,
     )
     merged = changes.join(current, on="refund_id", how="left")
