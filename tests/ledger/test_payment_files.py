@@ -194,6 +194,52 @@ def test_one_collection_per_own_account_merchant_for_the_sum_of_its_payouts(book
     assert by_refund[rid("R3A", "M3")] != by_refund[rid("R3B", "M3")]
 
 
+def _scrambled_refunds(shop: Shop) -> None:
+    # Exported neither by merchant, nor by date, nor by reference; two merchants of each funding.
+    owners = {"O1": "M1", "O7": "M7", "O2": "M2", "O8": "M8"}
+    refunds = [
+        refund(f"R{n}", 100 + n, order_id, merchant_id=owners[order_id], requested_on=f"2024-05-{day:02d}")
+        for n, (order_id, day) in enumerate(
+            [
+                ("O8", 9),
+                ("O1", 10),
+                ("O2", 8),
+                ("O7", 9),
+                ("O1", 8),
+                ("O2", 10),
+                ("O8", 8),
+                ("O7", 8),
+                ("O1", 9),
+                ("O2", 9),
+                ("O8", 10),
+                ("O1", 8),
+            ]
+        )
+    ]
+    load(shop, [merchant("M1"), merchant("M7"), integrated("M2", balance_cents=100_000),
+                integrated("M8", balance_cents=100_000)],
+         [order(o, m) for o, m in owners.items()], refunds)  # fmt: skip
+
+
+def test_a_run_takes_the_refunds_by_merchant_request_date_and_reference(
+    shop_from: Callable[[str, Callable[[Shop], None]], Shop],
+) -> None:
+    """Files list their transactions in one order whatever the order of the exports: by merchant, then the
+    day the refund was asked for, then its reference."""
+    con = shop_from("payment_files_scrambled", _scrambled_refunds).con
+
+    def in_order(frame: pl.DataFrame) -> list[tuple[str, str, str]]:
+        days = dict(con.execute("SELECT refund_id, CAST(requested_on AS VARCHAR) FROM refunds").fetchall())
+        return [(row["merchant_id"], days[row["refund_id"]], row["refund_ref"]) for row in frame.iter_rows(named=True)]
+
+    collectable = in_order(collectable_refunds(con, WEEK21)[0])
+    payable = in_order(payable_refunds(con, WEEK21))
+    assert [m for m, _, _ in collectable] == ["M1"] * 4 + ["M7"] * 2
+    assert [m for m, _, _ in payable] == ["M2"] * 3 + ["M8"] * 3
+    assert collectable == sorted(collectable) and payable == sorted(payable)
+    assert [ref for m, _, ref in collectable if m == "M1"] == ["R11", "R4", "R8", "R1"]  # 8th, 8th, 9th, 10th
+
+
 def test_merchants_that_cannot_be_debited_are_skipped_with_the_reason(books: duckdb.DuckDBPyConnection) -> None:
     """No mandate, or an IBAN that fails its check: the merchant is reported with why, how many refunds and how
     much; the other merchants are still collected."""
