@@ -100,8 +100,7 @@ def change_status(
         return _empty_events()
     current = run_with_frames(
         con,
-        "SELECT r.refund_id, r.refund_ref, r.status AS from_status FROM refunds r "
-        "SEMI JOIN changes USING (refund_id)",
+        "SELECT r.refund_id, r.refund_ref, r.status AS from_status FROM refunds r SEMI JOIN changes USING (refund_id)",
         changes=changes,
     )
     merged = changes.join(current, on="refund_id", how="left")

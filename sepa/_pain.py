@@ -163,8 +163,18 @@ def epc_texts(values: pl.Series, max_len: int) -> pl.Series:
     Most characters outside the EPC set (ü, é, &) transliterate on their own: each distinct one is looked up
     once and replaced in every value by Polars, which also collapses the spaces and cuts. Only values with a
     character that depends on its neighbours (a combining mark, or an umlaut in a word in capitals: MÜLLER
-    -> MUELLER) go through `to_epc` whole, each distinct value once."""
+    -> MUELLER) go through `to_epc` whole, each distinct value once. Values already in the EPC set (most
+    of them) are only collapsed and cut: the rest is worked on apart and put back in its place."""
     values = values.cast(pl.String)
+    plain = values.str.contains(_EPC_PATTERN).fill_null(True)
+    if plain.all():
+        return _collapse_and_cut(values, max_len)
+    others = plain.not_().arg_true()
+    return _collapse_and_cut(values, max_len).scatter(others, _transliterated(values.gather(others), max_len))
+
+
+def _transliterated(values: pl.Series, max_len: int) -> pl.Series:
+    """`epc_texts` of values of which some are not in the EPC set."""
     outside = values.str.replace_all(_EPC_RUN_PATTERN, "").unique().drop_nulls()  # e.g. "öü" for "Jörg Müller"
     # to_epc of a character between two letters is its transliteration as it would be inside a word (with
     # spaces kept at its ends); the final collapse and strip then do what to_epc does to the whole text.
@@ -184,7 +194,9 @@ def epc_texts(values: pl.Series, max_len: int) -> pl.Series:
 
 def _collapse_and_cut(values: pl.Series, max_len: int) -> pl.Series:
     """What `to_epc` does to text in the EPC set: runs of spaces collapsed, stripped, cut to `max_len`."""
-    collapsed = values.str.replace_all(" {2,}", " ").str.strip_chars(" ")
+    if values.str.contains("  ", literal=True).any():
+        values = values.str.replace_all(" {2,}", " ")
+    collapsed = values.str.strip_chars(" ")
     return collapsed.str.slice(0, max_len).str.strip_chars_end(" ")  # a cut may end on a space
 
 
@@ -203,8 +215,11 @@ def compact_upper(values: pl.Series) -> pl.Series:
     """`"".join(value.split()).upper()` of each value (null stays null): IBANs and BICs as written.
 
     ASCII values are compacted by Polars; the others (rare) by Python, each distinct value once, as Rust and
-    Python disagree about a few non-ASCII spaces and capitals."""
+    Python disagree about a few non-ASCII spaces and capitals. Values already compact and in capitals (IBANs
+    as the ledger keeps them) are left as they are."""
     values = values.cast(pl.String)
+    if values.str.contains(r"^[A-Z0-9]*$").all(ignore_nulls=True):
+        return values
     ascii_only = values.str.contains(_ASCII_PATTERN)
     compacted = values.str.replace_all(_ASCII_SPACE_PATTERN, "").str.to_uppercase()
     if ascii_only.all(ignore_nulls=True):
