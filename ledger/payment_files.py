@@ -352,17 +352,29 @@ def record_payout_files(con: duckdb.DuckDBPyConnection, payment_files: list[Paym
 
 def _insert_files(con: duckdb.DuckDBPyConnection, payment_files: list[PaymentFile]) -> None:
     """Register files and their items: one insert per table for the whole run, not one per file."""
-    con.executemany(
-        "INSERT INTO payment_files (file_id, file_name, kind, message_type, partition_key, run_label, seq, n_tx, "
-        "ctrl_sum_cents, sha256, requested_on, validation, status, created_at, prepared_by) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'written', current_timestamp, ?)",
+    # One frame, not executemany: DuckDB's executemany converted each Python value on its own, 0.6 s for a
+    # week's 200 payout files.
+    registry = pl.DataFrame(
         [
-            [f.file_id, f.file_name, f.kind, f.message_type, f.window.partition_key, f.window.run_label, f.seq,
+            (f.file_id, f.file_name, f.kind, f.message_type, f.window.partition_key, f.window.run_label, f.seq,
              f.items.height, int(f.items["amount_cents"].sum()), f.sha256, f.requested_on, f.validation,
-             f.prepared_by]
+             f.prepared_by)
             for f in payment_files
         ],
+        schema={"file_id": pl.String, "file_name": pl.String, "kind": pl.String, "message_type": pl.String,
+                "partition_key": pl.String, "run_label": pl.String, "seq": pl.Int64, "n_tx": pl.Int64,
+                "ctrl_sum_cents": pl.Int64, "sha256": pl.String, "requested_on": pl.Date, "validation": pl.String,
+                "prepared_by": pl.String},
+        orient="row",
     )  # fmt: skip
+    run_with_frames(
+        con,
+        "INSERT INTO payment_files (file_id, file_name, kind, message_type, partition_key, run_label, seq, n_tx, "
+        "ctrl_sum_cents, sha256, requested_on, validation, status, created_at, prepared_by) "
+        "SELECT file_id, file_name, kind, message_type, partition_key, run_label, seq, n_tx, ctrl_sum_cents, sha256, "
+        "requested_on, validation, 'written', current_timestamp, prepared_by FROM registry",
+        registry=registry,
+    )
     columns = {"refund_id": pl.String, "collection_id": pl.String}
     items = pl.concat(
         [
