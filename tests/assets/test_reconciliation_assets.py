@@ -7,9 +7,11 @@ import shutil
 import zipfile
 
 import dagster as dg
+import polars as pl
 import pytest
 
 from assets.home import Home
+from assets.reconciliation import with_reason_actions
 from ledger.db import open_ledger
 from ledger.postings import balance, ledger_total
 from ledger.reconciliation import unaccounted_lines
@@ -148,3 +150,17 @@ def test_weekly_report_reads_as_finance_ops_expect(answered: Home, instance: dg.
     for title in ("payouts", "collections", "returns by reason", "exceptions", "ledger balances", "charts"):
         assert f'name="{title}"' in sheets
     assert "<f>" not in payouts_sheet and "=cmd|" in strings
+
+
+def test_each_line_gets_its_return_reasons_action_and_meaning_in_its_place() -> None:
+    lines = pl.DataFrame(
+        {"entry_ref": ["a", "b", "c", "d", "e"], "return_reason": [None, "AC04", "ZZ99", "AM04", "AC04"]},
+        schema={"entry_ref": pl.String, "return_reason": pl.String},
+    )
+    looked_up = with_reason_actions(lines)
+    assert looked_up.columns == ["entry_ref", "return_reason", "reason_action", "reason_text"]
+    assert looked_up["entry_ref"].to_list() == ["a", "b", "c", "d", "e"]
+    assert looked_up["reason_action"].to_list() == [None, "ask_new_iban", None, "retry", "ask_new_iban"]
+    assert looked_up["reason_text"].to_list() == [None, "ClosedAccountNumber", None, "InsufficientFunds",
+                                                  "ClosedAccountNumber"]  # fmt: skip
+    assert with_reason_actions(lines.head(0)).columns == looked_up.columns
