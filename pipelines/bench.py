@@ -36,9 +36,9 @@ import polars as pl
 from assets.home import Home
 from assets.intake import take_in_shop_file
 from assets.outbox import release, run_window, write_collection_files, write_payout_files
-from assets.reconciliation import book_bank_file
+from assets.reconciliation import book_bank_file, read_bank_file_and_hash
 from ledger.db import open_ledger
-from ledger.intake_files import discover, file_sha256
+from ledger.intake_files import discover
 from ledger.postings import ledger_total, reused_transfer_ids, unbalanced_transfers
 from ledger.reconciliation import ReturnPolicy, repeated_lines, unaccounted_lines
 from ledger.refunds import make_refunds_due
@@ -360,9 +360,9 @@ def _release(stages: _Stages, kind: str, home: Home, names: list[str]) -> None:
 def _reconcile(stages: _Stages, label: str, home: Home, path: Path, lines: int, policy: ReturnPolicy) -> None:
     """Read and book a bank file in one process, as the reconciliation asset does."""
     with stages.stage(f"{label}_read", lines):
-        bank_file = read_bank_file(path)
+        bank_file, sha256 = read_bank_file_and_hash(path)
     with stages.stage(f"{label}_book", lines), open_ledger(home.ledger) as con:
-        book_bank_file(con, path.name, file_sha256(path), bank_file, policy)
+        book_bank_file(con, path.name, sha256, bank_file, policy)
 
 
 def run_bench(

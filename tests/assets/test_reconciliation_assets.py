@@ -5,20 +5,26 @@ from __future__ import annotations
 
 import shutil
 import zipfile
+from datetime import UTC, date, datetime
+from pathlib import Path
 
 import dagster as dg
 import polars as pl
 import pytest
 
 from assets.home import Home
-from assets.reconciliation import with_reason_actions
+from assets.reconciliation import read_bank_file_and_hash, with_reason_actions
 from ledger.db import open_ledger
+from ledger.intake_files import file_sha256
 from ledger.postings import balance, ledger_total
 from ledger.reconciliation import unaccounted_lines
 from pipelines.definitions import build_definitions
 from pipelines.jobs import nightly_run_config, release_run_config, weekly_run_config
 from pipelines.sandbox_bank import answer_released_files
 from pipelines.sensors import bank_inbox_sensor
+from sepa.bank_files import read_bank_file
+from sepa.bank_messages import ENTRY_COLUMNS, write_camt054
+from sepa.safe_xml import BankFileError
 from tests.conftest import small_export
 
 WEEK = "2024-05-20"
@@ -164,3 +170,23 @@ def test_each_line_gets_its_return_reasons_action_and_meaning_in_its_place() -> 
     assert looked_up["reason_text"].to_list() == [None, "ClosedAccountNumber", None, "InsufficientFunds",
                                                   "ClosedAccountNumber"]  # fmt: skip
     assert with_reason_actions(lines.head(0)).columns == looked_up.columns
+
+
+def test_a_bank_file_is_hashed_while_it_is_read(tmp_path: Path) -> None:
+    day = date(2024, 5, 21)
+    entries = pl.DataFrame(
+        {"entry_ref": ["E1", "E2"], "booking_date": [day, day], "value_date": [day, day], "direction": ["DBIT"] * 2,
+         "amount_cents": [1234, 99], "bank_tx_code": ["PMNT/ICDT/ESCT"] * 2, "end_to_end_id": ["A-PO", "B-PO"]}
+    )  # fmt: skip
+    entries = entries.with_columns(
+        [pl.lit(None, dtype).alias(c) for c, dtype in ENTRY_COLUMNS.items() if c not in entries.columns]
+    ).select(list(ENTRY_COLUMNS))
+    path = tmp_path / "camt054.xml"
+    write_camt054(path, msg_id="T-1", created_at=datetime(2024, 5, 21, tzinfo=UTC),
+                  account_iban="DE75512108001245126199", entries=entries)  # fmt: skip
+    bank_file, sha = read_bank_file_and_hash(path)
+    assert sha == file_sha256(path)
+    assert bank_file.rows.equals(read_bank_file(path).rows) and bank_file.rows.height == 2
+    path.write_bytes(path.read_bytes()[:-40])  # cut short
+    with pytest.raises(BankFileError):
+        read_bank_file_and_hash(path)
