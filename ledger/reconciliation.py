@@ -118,12 +118,14 @@ def reconcile_bank_file(
     # The same transaction twice in one file (a duplicate EndToEndId): the first counts, the others wait.
     lines = running_total(lines, pl.lit(1, pl.Int64), "line_id", "_copy").with_columns(pl.col("_copy") - 1)
     # ... and each copy is kept under an identity of its own, so it reaches the queue instead of vanishing.
-    lines = lines.with_columns(
-        pl.when(pl.col("_copy") > 0)
-        .then(pl.format("{}-copy-{}", pl.col("line_id"), pl.col("_copy")))
-        .otherwise(pl.col("line_id"))
-        .alias("line_id")
-    )
+    # (Only when there is one: rewriting a million ids that stay as they are held 100 MB more.)
+    if lines["_copy"].max():
+        lines = lines.with_columns(
+            pl.when(pl.col("_copy") > 0)
+            .then(pl.format("{}-copy-{}", pl.col("line_id"), pl.col("_copy")))
+            .otherwise(pl.col("line_id"))
+            .alias("line_id")
+        )
     with transaction(con):
         # line_id has no index: this look-up, in the transaction that books, under the ledger lock, is what
         # keeps a line from being booked twice (`repeated_lines` checks the whole table).
