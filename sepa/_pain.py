@@ -353,8 +353,7 @@ def write_transactions(
 def _rendered(rows: pl.DataFrame, *, with_bic: Template, without_bic: Template, bic: int) -> pl.Series | None:
     """Each row's transaction as lxml serialises it at level 3 (line break and indent first), or None when a
     text of `rows` is not plain, is null (but the BIC) or is not a string: those rows are left to lxml."""
-    columns = rows.columns
-    named = {position: columns[position] for position in range(len(columns))}
+    named = rows.columns  # the templates' keys are positions in the row
     texts_with, keys_with = with_bic.pieces()
     texts_without, keys_without = without_bic.pieces()
     used = {named[key] for key in (*keys_with, *keys_without)}

@@ -64,7 +64,7 @@ class Out:
     """An `xmlfile` writer that indents: containers are opened as streamed elements, everything inside them
     is written as small subtrees, one element per line. `level` is the nesting depth (the root is 0)."""
 
-    def __init__(self, xf: Any, sink: IO[bytes] | None = None) -> None:
+    def __init__(self, xf: Any, sink: IO[bytes]) -> None:
         self._xf = xf
         self._sink = sink
 
@@ -85,8 +85,6 @@ class Out:
     def put_serialised(self, data: bytes) -> None:
         """Write elements already serialised (and indented) as they are: what `xmlfile` holds is written out
         first, so the bytes land where the next element would have."""
-        if self._sink is None:
-            raise RuntimeError("this writer has no stream to write serialised elements to")
         self._xf.flush()
         self._sink.write(data)
 
